@@ -1,0 +1,6 @@
+//! mailhooks: verify email providers' webhooks, normalize them into one event vocabulary,
+//! and store each event exactly once in DynamoDB.
+
+pub mod auth;
+pub mod event;
+pub mod providers;
