@@ -4,3 +4,5 @@
 pub mod auth;
 pub mod event;
 pub mod providers;
+pub mod http;
+pub mod store;

@@ -1,1 +1,13 @@
-fn main() {}
+use lambda_http::{run, service_fn, tracing, Error};
+use mailhooks::http::WebhookReceiver;
+use mailhooks::providers::tencent_ses;
+use mailhooks::store::DynamoStore;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let env = |name: &str| std::env::var(name).ok();
+    let store = DynamoStore::from_env(&env).await?;
+    let receiver = WebhookReceiver::from_env(&tencent_ses::PROVIDER, &env, store)?;
+    run(service_fn(|request| receiver.handle(request))).await
+}

@@ -1,0 +1,254 @@
+//! Storing events in DynamoDB exactly once (DESIGN.md, "The table").
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use futures_util::stream::{self, StreamExt};
+
+use crate::auth::ConfigError;
+use crate::event::{format_timestamp, Event};
+use crate::providers::Env;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// Number of `by_type` partitions per type and day, so a campaign blast spreads its writes.
+pub const TYPE_SHARDS: u8 = 8;
+/// Puts in flight at once for one request's batch.
+const CONCURRENT_PUTS: usize = 16;
+
+/// What a request's events did to the table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoredCounts {
+    /// Newly written.
+    pub stored: usize,
+    /// Already there from an earlier delivery of the same event.
+    pub duplicates: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("event {event_id} cannot be encoded as an item: {source}")]
+    Encode {
+        event_id: String,
+        #[source]
+        source: serde_dynamo::Error,
+    },
+    #[error("writing event {event_id} failed: {cause}")]
+    Write { event_id: String, cause: String },
+}
+
+/// Where events go. The webhook handlers depend on this, not on DynamoDB.
+pub trait EventStore: Send + Sync {
+    /// Writes every event that is not stored yet. An error means some may not be stored; a
+    /// retry of the same events is always safe.
+    fn put_events(&self, events: &[Event]) -> impl Future<Output = Result<StoredCounts, StoreError>> + Send;
+}
+
+/// The events table: one item per event, written only if absent.
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    retention_days: u32,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>, retention_days: u32) -> Self {
+        DynamoStore { client, table: table.into(), retention_days }
+    }
+
+    /// `EVENTS_TABLE` and `RETENTION_DAYS` from `env`; region, credentials and endpoint
+    /// (`AWS_ENDPOINT_URL_DYNAMODB` for a local DynamoDB) from the standard AWS chain.
+    pub async fn from_env(env: Env<'_>) -> Result<Self, ConfigError> {
+        let table = env("EVENTS_TABLE")
+            .filter(|name| !name.trim().is_empty())
+            .ok_or(ConfigError::Invalid { name: "EVENTS_TABLE", expected: "set to the events table's name" })?;
+        let retention_days = match env("RETENTION_DAYS").as_deref().map(str::trim) {
+            None | Some("") => 0,
+            Some(days) => days.parse().map_err(|_| ConfigError::Invalid {
+                name: "RETENTION_DAYS",
+                expected: "a whole number of days (0 keeps events forever)",
+            })?,
+        };
+        Ok(DynamoStore::new(Client::new(&sdk_config().await), table, retention_days))
+    }
+
+    /// The item for one event: its attributes plus the table's keys and TTL.
+    pub fn item(&self, event: &Event) -> Result<Item, StoreError> {
+        let mut item: Item = serde_dynamo::to_item(event)
+            .map_err(|source| StoreError::Encode { event_id: event.event_id.clone(), source })?;
+        let keys = EventKeys::of(event);
+        item.insert("pk".into(), AttributeValue::S(keys.pk));
+        item.insert("sk".into(), AttributeValue::S(keys.sk.clone()));
+        if let Some(recipient_pk) = keys.gsi1pk {
+            item.insert("gsi1pk".into(), AttributeValue::S(recipient_pk));
+            item.insert("gsi1sk".into(), AttributeValue::S(keys.sk.clone()));
+        }
+        item.insert("gsi2pk".into(), AttributeValue::S(keys.gsi2pk));
+        item.insert("gsi2sk".into(), AttributeValue::S(keys.sk));
+        if self.retention_days > 0 {
+            let expires_at = event.received_at.timestamp() + i64::from(self.retention_days) * 86_400;
+            item.insert("expires_at".into(), AttributeValue::N(expires_at.to_string()));
+        }
+        Ok(item)
+    }
+
+    /// Writes one event unless an item with its key exists; `Ok(false)` for a duplicate.
+    async fn put_if_absent(&self, event: &Event) -> Result<bool, StoreError> {
+        let outcome = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.item(event)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(failure))
+                if matches!(failure.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(StoreError::Write {
+                event_id: event.event_id.clone(),
+                cause: DisplayErrorContext(&error).to_string(),
+            }),
+        }
+    }
+}
+
+impl EventStore for DynamoStore {
+    async fn put_events(&self, events: &[Event]) -> Result<StoredCounts, StoreError> {
+        // Every put runs to completion even when one fails, so a retry has less left to do.
+        let puts: Vec<_> = events.iter().map(|event| self.put_if_absent(event)).collect();
+        let outcomes: Vec<Result<bool, StoreError>> =
+            stream::iter(puts).buffer_unordered(CONCURRENT_PUTS).collect().await;
+        let mut counts = StoredCounts::default();
+        for written in outcomes {
+            if written? {
+                counts.stored += 1;
+            } else {
+                counts.duplicates += 1;
+            }
+        }
+        Ok(counts)
+    }
+}
+
+/// The AWS configuration for a handler that must answer EngageLab within 3 seconds: a slow
+/// DynamoDB call gives up in time for a 500, and the provider's retry tries again.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_millis(500))
+                .operation_attempt_timeout(Duration::from_millis(1000))
+                .operation_timeout(Duration::from_millis(2500))
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .load()
+        .await
+}
+
+/// The primary and index keys of one event's item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventKeys {
+    /// `MSG#{provider}#{message_id}`, or `~{event_id}` for the message id when there is none.
+    pub pk: String,
+    /// `{occurred_at}#{event_id}`, the sort key of the table and both indexes.
+    pub sk: String,
+    /// `RCPT#{recipient}`; absent when the event names no recipient.
+    pub gsi1pk: Option<String>,
+    /// `TYPE#{event_type}#{yyyy-mm-dd}#{shard}`.
+    pub gsi2pk: String,
+}
+
+impl EventKeys {
+    pub fn of(event: &Event) -> Self {
+        let occurred_at = format_timestamp(event.occurred_at);
+        let message = match &event.message_id {
+            Some(message_id) => message_id.clone(),
+            None => format!("~{}", event.event_id),
+        };
+        EventKeys {
+            pk: message_pk(&event.provider, &message),
+            sk: format!("{occurred_at}#{}", event.event_id),
+            gsi1pk: event.recipient.as_deref().map(recipient_pk),
+            gsi2pk: type_pk(event.event_type.as_str(), &occurred_at[..10], type_shard(&event.event_id)),
+        }
+    }
+}
+
+pub fn message_pk(provider: &str, message_id: &str) -> String {
+    format!("MSG#{provider}#{message_id}")
+}
+
+pub fn recipient_pk(recipient: &str) -> String {
+    format!("RCPT#{recipient}")
+}
+
+/// `day` is the `yyyy-mm-dd` of `occurred_at` (UTC).
+pub fn type_pk(event_type: &str, day: &str, shard: u8) -> String {
+    format!("TYPE#{event_type}#{day}#{shard}")
+}
+
+/// The first byte of the event id, modulo [`TYPE_SHARDS`].
+pub fn type_shard(event_id: &str) -> u8 {
+    let first_byte = event_id.get(..2).and_then(|hex| u8::from_str_radix(hex, 16).ok()).unwrap_or(0);
+    first_byte % TYPE_SHARDS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventType;
+    use chrono::DateTime;
+
+    fn event() -> Event {
+        let occurred = DateTime::parse_from_rfc3339("2023-02-17T06:35:11.325Z").unwrap().to_utc();
+        let received = DateTime::parse_from_rfc3339("2023-02-17T06:35:12Z").unwrap().to_utc();
+        let mut event = Event::new("engagelab", EventType::Delivered, occurred, received, "{}");
+        event.event_id = "a7f3c0de00112233445566778899aabb".into();
+        event.message_id = Some("m-1".into());
+        event.recipient = Some("a@x.com".into());
+        event
+    }
+
+    #[test]
+    fn keys_follow_the_design() {
+        let keys = EventKeys::of(&event());
+        assert_eq!(keys.pk, "MSG#engagelab#m-1");
+        assert_eq!(keys.sk, "2023-02-17T06:35:11.325Z#a7f3c0de00112233445566778899aabb");
+        assert_eq!(keys.gsi1pk.as_deref(), Some("RCPT#a@x.com"));
+        // 0xa7 = 167, 167 mod 8 = 7
+        assert_eq!(keys.gsi2pk, "TYPE#delivered#2023-02-17#7");
+    }
+
+    #[test]
+    fn an_event_without_message_id_or_recipient_still_has_keys() {
+        let mut event = event();
+        event.message_id = None;
+        event.recipient = None;
+        let keys = EventKeys::of(&event);
+        assert_eq!(keys.pk, "MSG#engagelab#~a7f3c0de00112233445566778899aabb");
+        assert_eq!(keys.gsi1pk, None);
+    }
+
+    #[test]
+    fn shard_is_the_first_byte_mod_8() {
+        assert_eq!(type_shard("00ff"), 0);
+        assert_eq!(type_shard("0f00"), 7);
+        assert_eq!(type_shard("10aa"), 0);
+        assert_eq!(type_shard("ff00"), 7);
+    }
+}

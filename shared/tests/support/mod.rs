@@ -1,0 +1,303 @@
+//! A real DynamoDB API for the tests: one moto server per test process, one fresh table per
+//! test, created from `template.yaml` so the tests exercise the deployed key schema.
+#![allow(dead_code)] // each test binary uses its own subset of these helpers
+
+use std::io::ErrorKind;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::Client;
+use mailhooks::store::DynamoStore;
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("shared/ has a parent").to_path_buf()
+}
+
+/// A tool from the repository's virtualenv (made by `scripts/test`), else from PATH.
+fn tool(name: &str) -> PathBuf {
+    let local = repo_root().join(".venv/bin").join(name);
+    if local.exists() {
+        local
+    } else {
+        PathBuf::from(name)
+    }
+}
+
+pub struct LocalDynamo {
+    pub endpoint: String,
+    port: u16,
+    server: Mutex<Option<Child>>,
+}
+
+static SERVER: OnceLock<LocalDynamo> = OnceLock::new();
+static TABLES: AtomicUsize = AtomicUsize::new(0);
+
+impl LocalDynamo {
+    /// The process-wide server, started on first use.
+    pub fn shared() -> &'static LocalDynamo {
+        SERVER.get_or_init(|| {
+            let port = free_port();
+            let local = LocalDynamo {
+                endpoint: format!("http://127.0.0.1:{port}"),
+                port,
+                server: Mutex::new(None),
+            };
+            local.start();
+            local
+        })
+    }
+
+    /// Starts moto under a guard that stops it when this test process ends: the guard exits
+    /// when its stdin, held by this process, closes.
+    fn start(&self) {
+        let guard = "import subprocess, sys\n\
+                     server = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n\
+                     sys.stdin.read()\n\
+                     server.terminate()\n\
+                     server.wait()\n";
+        let child = Command::new(tool("python3"))
+            .args(["-c", guard])
+            .arg(tool("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("python3 and moto_server must be installed: run scripts/test, which installs them");
+        *self.server.lock().unwrap() = Some(child);
+        wait_until_listening(self.port);
+    }
+
+    /// Simulates an outage: the server goes away until [`LocalDynamo::restart`].
+    pub fn stop(&self) {
+        if let Some(mut child) = self.server.lock().unwrap().take() {
+            drop(child.stdin.take());
+            let _ = child.wait();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(Instant::now() < deadline, "moto did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the server again on the same port (with empty state, like a restarted emulator).
+    pub fn restart(&self) {
+        self.start();
+    }
+
+    pub fn client(&self) -> Client {
+        client_for(&self.endpoint)
+    }
+
+    /// A new, empty events table created from `template.yaml`.
+    pub fn new_table(&self) -> String {
+        let name = format!("events-{}-{}", std::process::id(), TABLES.fetch_add(1, Ordering::SeqCst));
+        self.create_table(&name);
+        name
+    }
+
+    pub fn create_table(&self, name: &str) {
+        let status = Command::new(tool("python3"))
+            .arg(repo_root().join("scripts/create-local-table.py"))
+            .args(["--endpoint-url", &self.endpoint, "--table-name", name])
+            .stdout(Stdio::null())
+            .status()
+            .expect("python3 runs");
+        assert!(status.success(), "creating table {name} from template.yaml failed");
+    }
+
+    pub fn store(&self, table: &str, retention_days: u32) -> DynamoStore {
+        DynamoStore::new(self.client(), table, retention_days)
+    }
+}
+
+/// An SDK client for a local endpoint, with the short timeouts the handlers use.
+pub fn client_for(endpoint: &str) -> Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .endpoint_url(endpoint)
+        .timeout_config(
+            aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_millis(500))
+                .operation_timeout(Duration::from_secs(5))
+                .build(),
+        )
+        .build();
+    Client::from_conf(config)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind a loopback port").local_addr().unwrap().port()
+}
+
+fn wait_until_listening(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(_) => return,
+            Err(error) if error.kind() == ErrorKind::ConnectionRefused && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            Err(error) => panic!("moto server did not start on port {port}: {error}"),
+        }
+    }
+}
+
+/// The local test secrets that `events/` samples are signed with (also used by `scripts/local`).
+pub const ENGAGELAB_TEST_KEY: &str = "local-engagelab-key";
+pub const SENDPOST_TEST_KEY: &str = "local-sendpost-key";
+pub const TENCENT_SES_TEST_TOKEN: &str = "local-tencent-token";
+
+pub fn sample_env(name: &str) -> Option<String> {
+    let value = match name {
+        "ENGAGELAB_APP_KEY" => ENGAGELAB_TEST_KEY,
+        "SENDPOST_API_KEY" => SENDPOST_TEST_KEY,
+        "TENCENT_SES_WEBHOOK_TOKEN" => TENCENT_SES_TEST_TOKEN,
+        _ => return None,
+    };
+    Some(value.to_owned())
+}
+
+fn hmac_hex(key: &str, message: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(message);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// One API Gateway (HTTP API, payload 2.0) event file of `events/<provider>/`.
+#[derive(Clone)]
+pub struct SampleEvent {
+    name: String,
+    provider: &'static mailhooks::providers::Provider,
+    event: serde_json::Value,
+}
+
+impl SampleEvent {
+    /// Every webhook sample, in a stable order.
+    pub fn all() -> Vec<SampleEvent> {
+        let mut samples = Vec::new();
+        for provider in mailhooks::providers::ALL {
+            let directory = repo_root().join("events").join(provider.name);
+            let Ok(entries) = std::fs::read_dir(&directory) else { continue };
+            let mut files: Vec<PathBuf> = entries.map(|entry| entry.unwrap().path()).collect();
+            files.sort();
+            for file in files.into_iter().filter(|file| file.extension().is_some_and(|ext| ext == "json")) {
+                let stem = file.file_stem().unwrap().to_string_lossy();
+                samples.push(SampleEvent::load(provider, &format!("{}/{stem}", provider.name)));
+            }
+        }
+        samples
+    }
+
+    /// `named("engagelab/delivered")` is `events/engagelab/delivered.json`.
+    pub fn named(name: &str) -> SampleEvent {
+        let provider_name = name.split('/').next().unwrap();
+        let provider = mailhooks::providers::by_name(provider_name).expect("a registered provider");
+        SampleEvent::load(provider, name)
+    }
+
+    fn load(provider: &'static mailhooks::providers::Provider, name: &str) -> SampleEvent {
+        let path = repo_root().join("events").join(format!("{name}.json"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        let event = serde_json::from_str(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        SampleEvent { name: name.to_owned(), provider, event }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn provider(&self) -> &'static mailhooks::providers::Provider {
+        self.provider
+    }
+
+    pub fn body(&self) -> &str {
+        self.event["body"].as_str().expect("sample events carry a text body")
+    }
+
+    /// The sample as sent now: EngageLab's timestamp signature is renewed, since a fixed
+    /// timestamp goes stale.
+    pub fn request(&self) -> lambda_http::Request {
+        self.signed_request(&self.body().to_owned())
+    }
+
+    /// The sample with another body, signed for it as the provider would.
+    pub fn signed_request(&self, body: &str) -> lambda_http::Request {
+        let mut event = self.event.clone();
+        event["body"] = body.into();
+        let headers = event["headers"].as_object_mut().expect("sample events have headers");
+        match self.provider.name {
+            "engagelab" => {
+                let timestamp = chrono::Utc::now().timestamp().to_string();
+                headers.insert("x-webhook-signature".into(), hmac_hex(ENGAGELAB_TEST_KEY, timestamp.as_bytes()).into());
+                headers.insert("x-webhook-timestamp".into(), timestamp.into());
+            }
+            "sendpost" => {
+                headers.insert("x-sendpost-signature".into(), hmac_hex(SENDPOST_TEST_KEY, body.as_bytes()).into());
+            }
+            _ => {}
+        }
+        Self::request_from(&event)
+    }
+
+    /// The sample with another body but its original headers (a tampered request).
+    pub fn with_body(&self, body: &str) -> lambda_http::Request {
+        let mut event = self.event.clone();
+        event["body"] = body.into();
+        Self::request_from(&event)
+    }
+
+    fn request_from(event: &serde_json::Value) -> lambda_http::Request {
+        lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event")
+    }
+}
+
+/// A TCP proxy in front of the local DynamoDB that can be taken down, cutting open connections,
+/// and brought back: an outage without losing the emulator's state.
+pub struct FaultyProxy {
+    port: u16,
+    down: tokio::sync::watch::Sender<bool>,
+}
+
+impl FaultyProxy {
+    pub async fn start(upstream: &LocalDynamo) -> FaultyProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (down, _) = tokio::sync::watch::channel(false);
+        let watcher = down.clone();
+        let upstream_port = upstream.port;
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut outage = watcher.subscribe();
+                if *outage.borrow() {
+                    continue;
+                }
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream_port)).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = outage.wait_for(|is_down| *is_down) => {}
+                    }
+                });
+            }
+        });
+        FaultyProxy { port, down }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn set_down(&self, down: bool) {
+        self.down.send_replace(down);
+    }
+}
