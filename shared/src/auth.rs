@@ -208,7 +208,9 @@ fn verify_engagelab(
     let signature = decode_hex(header(headers, ENGAGELAB_SIGNATURE)?, ENGAGELAB_SIGNATURE)?;
 
     let sent: i64 = timestamp.parse().map_err(|_| AuthError::MalformedHeader(ENGAGELAB_TIMESTAMP))?;
-    let sent_millis = if sent.abs() >= MILLISECOND_TIMESTAMPS_FROM { sent } else { sent.saturating_mul(1000) };
+    // saturating_abs: `i64::MIN.abs()` overflows, and the timestamp is whatever the caller sent.
+    let sent_millis =
+        if sent.saturating_abs() >= MILLISECOND_TIMESTAMPS_FROM { sent } else { sent.saturating_mul(1000) };
     let skew_millis = now.timestamp_millis().saturating_sub(sent_millis).saturating_abs();
     if skew_millis > tolerance_secs.saturating_mul(1000) {
         return Err(AuthError::StaleTimestamp);
