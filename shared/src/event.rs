@@ -180,8 +180,8 @@ impl Event {
 pub enum EventIdentity<'a> {
     /// The provider's own id for the event (SendPost `eventID`).
     ProviderId(&'a str),
-    /// The event's JSON, hashed in canonical form so key order and whitespace do not matter.
-    Payload(&'a Value),
+    /// The event's JSON object, hashed in canonical form so key order and whitespace do not matter.
+    Payload(&'a Map<String, Value>),
 }
 
 /// DESIGN.md's `event_id`: the first 128 bits of SHA-256 over the provider name, the
@@ -195,9 +195,9 @@ pub fn event_id(provider: &str, identity: EventIdentity<'_>, fan_out_recipient: 
             hasher.0.update(b"id:");
             hasher.0.update(id.as_bytes());
         }
-        EventIdentity::Payload(value) => {
+        EventIdentity::Payload(object) => {
             hasher.0.update(b"json:");
-            write_canonical_json(value, &mut hasher);
+            write_canonical_object(object, &mut hasher);
         }
     }
     if let Some(recipient) = fan_out_recipient {
@@ -224,20 +224,7 @@ impl Write for HashWriter {
 /// Compact JSON with object keys sorted, whatever order they arrived in.
 fn write_canonical_json(value: &Value, out: &mut HashWriter) {
     match value {
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            out.0.update(b"{");
-            for (index, (key, item)) in entries.into_iter().enumerate() {
-                if index > 0 {
-                    out.0.update(b",");
-                }
-                write_compact(key.as_str(), out);
-                out.0.update(b":");
-                write_canonical_json(item, out);
-            }
-            out.0.update(b"}");
-        }
+        Value::Object(object) => write_canonical_object(object, out),
         Value::Array(items) => {
             out.0.update(b"[");
             for (index, item) in items.iter().enumerate() {
@@ -250,6 +237,21 @@ fn write_canonical_json(value: &Value, out: &mut HashWriter) {
         }
         scalar => write_compact(scalar, out),
     }
+}
+
+fn write_canonical_object(object: &Map<String, Value>, out: &mut HashWriter) {
+    let mut entries: Vec<(&String, &Value)> = object.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    out.0.update(b"{");
+    for (index, (key, item)) in entries.into_iter().enumerate() {
+        if index > 0 {
+            out.0.update(b",");
+        }
+        write_compact(key.as_str(), out);
+        out.0.update(b":");
+        write_canonical_json(item, out);
+    }
+    out.0.update(b"}");
 }
 
 fn write_compact<T: Serialize + ?Sized>(value: &T, out: &mut HashWriter) {
@@ -283,10 +285,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn object(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(object) => object,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
     #[test]
     fn event_id_ignores_key_order_and_whitespace() {
-        let a: Value = serde_json::from_str(r#"{"b": 1, "a": {"y": [1, 2], "x": "s"}}"#).unwrap();
-        let b: Value = serde_json::from_str(r#"{"a":{"x":"s","y":[1,2]},"b":1}"#).unwrap();
+        let a: Map<String, Value> = serde_json::from_str(r#"{"b": 1, "a": {"y": [1, 2], "x": "s"}}"#).unwrap();
+        let b: Map<String, Value> = serde_json::from_str(r#"{"a":{"x":"s","y":[1,2]},"b":1}"#).unwrap();
         let id_a = event_id("engagelab", EventIdentity::Payload(&a), None);
         assert_eq!(id_a, event_id("engagelab", EventIdentity::Payload(&b), None));
         assert_eq!(id_a.len(), 32);
@@ -295,10 +304,10 @@ mod tests {
 
     #[test]
     fn event_id_separates_providers_recipients_and_contents() {
-        let payload = json!({"event": "open"});
+        let payload = object(json!({"event": "open"}));
         let base = event_id("engagelab", EventIdentity::Payload(&payload), None);
         assert_ne!(base, event_id("sendpost", EventIdentity::Payload(&payload), None));
-        assert_ne!(base, event_id("engagelab", EventIdentity::Payload(&json!({"event": "click"})), None));
+        assert_ne!(base, event_id("engagelab", EventIdentity::Payload(&object(json!({"event": "click"}))), None));
         assert_ne!(
             event_id("engagelab", EventIdentity::Payload(&payload), Some("a@x.com")),
             event_id("engagelab", EventIdentity::Payload(&payload), Some("b@x.com"))

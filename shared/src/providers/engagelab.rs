@@ -15,6 +15,6 @@ fn authenticator(_env: Env<'_>) -> Result<Authenticator, ConfigError> {
 
 fn normalize(object: &Map<String, Value>, raw: &str, received_at: DateTime<Utc>) -> Vec<Event> {
     let mut event = Event::new(PROVIDER.name, EventType::Unknown, received_at, received_at, raw);
-    event.event_id = event_id(PROVIDER.name, EventIdentity::Payload(&Value::Object(object.clone())), None);
+    event.event_id = event_id(PROVIDER.name, EventIdentity::Payload(object), None);
     vec![event]
 }

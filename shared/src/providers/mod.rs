@@ -36,6 +36,8 @@ pub fn by_name(name: &str) -> Option<&'static Provider> {
 /// Why a body cannot be turned into events (answered with 400).
 #[derive(Debug, thiserror::Error)]
 pub enum PayloadError {
+    #[error("body is not UTF-8 text")]
+    NotUtf8,
     #[error("body is not valid JSON: {0}")]
     NotJson(#[source] serde_json::Error),
     #[error("body must be a JSON object or an array of objects, not {0}")]
@@ -51,30 +53,32 @@ impl Provider {
     pub fn parse(&self, body: &[u8], received_at: DateTime<Utc>) -> Result<Vec<Event>, PayloadError> {
         let mut events = Vec::new();
         for (object, raw) in split_body(body)? {
-            events.extend((self.normalize)(&object, raw.get(), received_at));
+            events.extend((self.normalize)(&object, raw, received_at));
         }
         Ok(events)
     }
 }
 
 /// The body's provider events, each with its exact text so every event keeps its own raw JSON.
-fn split_body(body: &[u8]) -> Result<Vec<(Map<String, Value>, &RawValue)>, PayloadError> {
-    let whole: &RawValue = serde_json::from_slice(body).map_err(PayloadError::NotJson)?;
-    let raws: Vec<&RawValue> = match whole.get().as_bytes().first() {
-        Some(b'{') => vec![whole],
-        Some(b'[') => serde_json::from_str(whole.get()).map_err(PayloadError::NotJson)?,
-        _ => {
-            let value: Value = serde_json::from_str(whole.get()).map_err(PayloadError::NotJson)?;
-            return Err(PayloadError::NotObject(json_kind(&value)));
-        }
-    };
-    if raws.is_empty() {
+fn split_body(body: &[u8]) -> Result<Vec<(Map<String, Value>, &str)>, PayloadError> {
+    let text = std::str::from_utf8(body).map_err(|_| PayloadError::NotUtf8)?;
+    let trimmed = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
+    if !trimmed.starts_with('[') {
+        // The common case, one event per request, is parsed in a single pass.
+        return match serde_json::from_str(trimmed).map_err(PayloadError::NotJson)? {
+            Value::Object(object) => Ok(vec![(object, trimmed)]),
+            other => Err(PayloadError::NotObject(json_kind(&other))),
+        };
+    }
+    let elements: Vec<&RawValue> = serde_json::from_str(trimmed).map_err(PayloadError::NotJson)?;
+    if elements.is_empty() {
         return Err(PayloadError::EmptyBatch);
     }
-    raws.into_iter()
+    elements
+        .into_iter()
         .enumerate()
         .map(|(index, raw)| match serde_json::from_str(raw.get()).map_err(PayloadError::NotJson)? {
-            Value::Object(object) => Ok((object, raw)),
+            Value::Object(object) => Ok((object, raw.get())),
             other => Err(PayloadError::ElementNotObject { index, kind: json_kind(&other) }),
         })
         .collect()
@@ -104,8 +108,8 @@ mod tests {
         let body = br#" [ {"a": 1} ,{"b":[2, 3]} ] "#;
         let parts = split_body(body).unwrap();
         assert_eq!(parts.len(), 2);
-        assert_eq!(parts[0].1.get(), r#"{"a": 1}"#);
-        assert_eq!(parts[1].1.get(), r#"{"b":[2, 3]}"#);
+        assert_eq!(parts[0].1, r#"{"a": 1}"#);
+        assert_eq!(parts[1].1, r#"{"b":[2, 3]}"#);
     }
 
     #[test]
@@ -120,7 +124,8 @@ mod tests {
             split_body(b"[{}, 3]"),
             Err(PayloadError::ElementNotObject { index: 1, kind: "a number" })
         ));
-        assert!(matches!(split_body(b"[{\"a\":1}, \xff]"), Err(PayloadError::NotJson(_))));
+        assert!(matches!(split_body(b"[{\"a\":1}, \xff]"), Err(PayloadError::NotUtf8)));
+        assert_eq!(split_body(b" \n{\"a\": 1}\r\n").unwrap()[0].1, "{\"a\": 1}");
     }
 
     #[test]

@@ -86,7 +86,7 @@ fn normalize(object: &Map<String, Value>, raw: &str, received_at: DateTime<Utc>)
 
     event.event_id = match fields::text(details, "eventID") {
         Some(id) => event_id(PROVIDER.name, EventIdentity::ProviderId(&id), None),
-        None => event_id(PROVIDER.name, EventIdentity::Payload(&Value::Object(object.clone())), None),
+        None => event_id(PROVIDER.name, EventIdentity::Payload(object), None),
     };
     vec![event]
 }

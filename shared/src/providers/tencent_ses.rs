@@ -46,7 +46,7 @@ fn normalize(object: &Map<String, Value>, raw: &str, received_at: DateTime<Utc>)
     event.account = fields::text(object, "username");
     event.metadata = metadata(object);
     // Tencent has no event id (`eventid` is a type code): the whole payload is the identity.
-    event.event_id = event_id(PROVIDER.name, EventIdentity::Payload(&Value::Object(object.clone())), None);
+    event.event_id = event_id(PROVIDER.name, EventIdentity::Payload(object), None);
     vec![event]
 }
 
