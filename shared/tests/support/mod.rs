@@ -230,6 +230,10 @@ impl SampleEvent {
 
     /// The sample with another body, signed for it as the provider would.
     pub fn signed_request(&self, body: &str) -> lambda_http::Request {
+        Self::request_from(&self.signed_event(body))
+    }
+
+    fn signed_event(&self, body: &str) -> serde_json::Value {
         let mut event = self.event.clone();
         event["body"] = body.into();
         let headers = event["headers"].as_object_mut().expect("sample events have headers");
@@ -244,6 +248,52 @@ impl SampleEvent {
             }
             _ => {}
         }
+        event
+    }
+
+    /// The same signed request as API Gateway's REST API (payload 1.0) delivers it.
+    pub fn as_rest_api(&self) -> lambda_http::Request {
+        let v2 = self.signed_event(&self.body().to_owned());
+        let path = v2["rawPath"].clone();
+        let event = serde_json::json!({
+            "resource": path,
+            "path": path,
+            "httpMethod": "POST",
+            "headers": v2["headers"],
+            "queryStringParameters": v2.get("queryStringParameters").cloned().unwrap_or_default(),
+            "requestContext": {
+                "resourcePath": path, "httpMethod": "POST", "path": path, "stage": "prod",
+                "requestId": "rest-sample", "accountId": "123456789012", "apiId": "local",
+                "identity": {"sourceIp": "127.0.0.1"}
+            },
+            "body": v2["body"],
+            "isBase64Encoded": false
+        });
+        Self::request_from(&event)
+    }
+
+    /// The same signed request as an Application Load Balancer (Tencent's port 8080) delivers it.
+    pub fn as_alb(&self) -> lambda_http::Request {
+        let v2 = self.signed_event(&self.body().to_owned());
+        let event = serde_json::json!({
+            "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/mailhooks/0123456789abcdef"}},
+            "httpMethod": "POST",
+            "path": v2["rawPath"],
+            "queryStringParameters": v2.get("queryStringParameters").cloned().unwrap_or_default(),
+            "headers": v2["headers"],
+            "body": v2["body"],
+            "isBase64Encoded": false
+        });
+        Self::request_from(&event)
+    }
+
+    /// The signed request with its body base64-encoded, as API Gateway sends binary media.
+    pub fn base64_encoded(&self) -> lambda_http::Request {
+        use base64::Engine;
+        let mut event = self.signed_event(&self.body().to_owned());
+        let encoded = base64::engine::general_purpose::STANDARD.encode(self.body());
+        event["body"] = encoded.into();
+        event["isBase64Encoded"] = true.into();
         Self::request_from(&event)
     }
 
