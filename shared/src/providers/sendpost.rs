@@ -43,8 +43,6 @@ const KINDS: [Kind; 9] = [
 
 /// Sending-side settings worth filtering on, read from `event` first, then `emailMessage`.
 const SENDING_METADATA: [&str; 6] = ["subAccountID", "ipID", "ipPoolID", "domainID", "messageType", "templateId"];
-/// Where an open or click came from, as SendPost parsed the user agent and IP.
-const CLIENT_METADATA: [&str; 3] = ["geo", "os", "device"];
 
 fn normalize(object: &Map<String, Value>, raw: &str, received_at: DateTime<Utc>) -> Vec<Event> {
     let no_fields = Map::new();
@@ -82,7 +80,7 @@ fn normalize(object: &Map<String, Value>, raw: &str, received_at: DateTime<Utc>)
         event.tags = fields::text_list(message, "groups");
     }
     event.account = fields::text(details, "accountID").or_else(|| fields::text(message, "accountID"));
-    event.metadata = metadata(details, message, specifics, recipient_entry);
+    event.metadata = metadata(details, message, recipient_entry);
 
     event.event_id = match fields::text(details, "eventID") {
         Some(id) => event_id(PROVIDER.name, EventIdentity::ProviderId(&id), None),
@@ -111,11 +109,12 @@ fn recipient_entry<'a>(message: &'a Map<String, Value>, recipient: Option<&str>)
     }
 }
 
-/// Blank values (SendPost's "not set") are left out at any depth.
+/// Blank values (SendPost's "not set") are left out at any depth. The parsed client details
+/// (`geo`, `os`, `device`) stay in `raw` only: copied here they would push an open's index
+/// entries past 1 KB.
 fn metadata(
     details: &Map<String, Value>,
     message: &Map<String, Value>,
-    specifics: &Map<String, Value>,
     recipient_entry: Option<&Map<String, Value>>,
 ) -> Map<String, Value> {
     let mut metadata = Map::new();
@@ -129,11 +128,6 @@ fn metadata(
     }
     if let Some(headers) = pruned_field(message, "headers") {
         metadata.insert("headers".to_owned(), headers);
-    }
-    for key in CLIENT_METADATA {
-        if let Some(value) = pruned_field(specifics, key) {
-            metadata.insert(key.to_owned(), value);
-        }
     }
     metadata
 }
