@@ -63,15 +63,24 @@ async fn every_sample_event_is_stored_once_with_its_attributes() {
 fn assert_item_matches(item: &HashMap<String, AttributeValue>, event: &mailhooks::event::Event, sample: &str) {
     let keys = mailhooks::store::EventKeys::of(event);
     assert_eq!(text(item, "pk"), Some(keys.pk.as_str()), "{sample}");
-    assert_eq!(text(item, "sk"), Some(keys.sk.as_str()), "{sample}");
     assert_eq!(text(item, "gsi1pk"), keys.gsi1pk.as_deref(), "{sample}");
-    assert_eq!(text(item, "gsi2pk"), Some(keys.gsi2pk.as_str()), "{sample}");
+    // A payload without a timestamp occurs when it is received, which the handler's clock
+    // decides; the sort key then differs from this test's parse in its time only.
+    let has_own_time = event.occurred_at != event.received_at;
+    if has_own_time {
+        assert_eq!(text(item, "sk"), Some(keys.sk.as_str()), "{sample}");
+        assert_eq!(text(item, "gsi2pk"), Some(keys.gsi2pk.as_str()), "{sample}");
+        assert_eq!(text(item, "occurred_at"), Some(event.occurred_at_text().as_str()), "{sample}");
+    } else {
+        assert_eq!(text(item, "occurred_at"), text(item, "received_at"), "{sample}");
+    }
+    assert_eq!(text(item, "gsi1sk"), keys.gsi1pk.as_ref().and(text(item, "sk")), "{sample}");
+    assert_eq!(text(item, "gsi2sk"), text(item, "sk"), "{sample}");
     assert_eq!(text(item, "provider"), Some(event.provider.as_str()), "{sample}");
     assert_eq!(text(item, "event_type"), Some(event.event_type.as_str()), "{sample}");
     assert_eq!(text(item, "provider_event"), event.provider_event.as_deref(), "{sample}");
     assert_eq!(text(item, "message_id"), event.message_id.as_deref(), "{sample}");
     assert_eq!(text(item, "recipient"), event.recipient.as_deref(), "{sample}");
-    assert_eq!(text(item, "occurred_at"), Some(event.occurred_at_text().as_str()), "{sample}");
     assert!(item.contains_key("received_at"), "{sample}");
     let raw = mailhooks::store::decode_raw(&item["raw"]).expect("raw decodes");
     assert_eq!(raw, event.raw, "{sample}: raw is kept exactly as received");
@@ -141,7 +150,7 @@ async fn refused_requests_write_nothing() {
     let sample = SampleEvent::named("sendpost/delivered");
     let receiver = receiver(sample.provider(), local.store(&table, 0));
 
-    let (status, body) = call(&receiver, sample.with_body(&sample.body().replace("Delivered", "Delivereb"))).await;
+    let (status, body) = call(&receiver, sample.with_body(&sample.body().replacen("hooli", "hoolj", 1))).await;
     assert_eq!(status, 401, "a body changed after signing: {body}");
     let (status, body) = call(&receiver, sample.signed_request("{\"event\": ")).await;
     assert_eq!(status, 400, "{body}");

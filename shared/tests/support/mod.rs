@@ -260,7 +260,7 @@ impl SampleEvent {
             "path": path,
             "httpMethod": "POST",
             "headers": v2["headers"],
-            "queryStringParameters": v2.get("queryStringParameters").cloned().unwrap_or_default(),
+            "queryStringParameters": v2.get("queryStringParameters").cloned().unwrap_or_else(|| serde_json::json!({})),
             "requestContext": {
                 "resourcePath": path, "httpMethod": "POST", "path": path, "stage": "prod",
                 "requestId": "rest-sample", "accountId": "123456789012", "apiId": "local",
@@ -279,7 +279,7 @@ impl SampleEvent {
             "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/mailhooks/0123456789abcdef"}},
             "httpMethod": "POST",
             "path": v2["rawPath"],
-            "queryStringParameters": v2.get("queryStringParameters").cloned().unwrap_or_default(),
+            "queryStringParameters": v2.get("queryStringParameters").cloned().unwrap_or_else(|| serde_json::json!({})),
             "headers": v2["headers"],
             "body": v2["body"],
             "isBase64Encoded": false
