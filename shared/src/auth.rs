@@ -16,6 +16,9 @@ use subtle::ConstantTimeEq;
 
 use crate::providers::Env;
 
+mod bearer;
+pub use bearer::BearerToken;
+
 pub const ENGAGELAB_TIMESTAMP: &str = "x-webhook-timestamp";
 pub const ENGAGELAB_APP_KEY: &str = "x-webhook-appkey";
 pub const ENGAGELAB_SIGNATURE: &str = "x-webhook-signature";
@@ -110,6 +113,12 @@ pub enum AuthError {
     MissingToken,
     #[error("URL token does not match")]
     WrongToken,
+    #[error("reading events is not configured: every request is refused")]
+    ReadingNotConfigured,
+    #[error("missing Authorization: Bearer token")]
+    MissingBearerToken,
+    #[error("bearer token does not match")]
+    WrongBearerToken,
 }
 
 #[derive(Debug)]

@@ -2,7 +2,10 @@
 //! and store each event exactly once in DynamoDB.
 
 pub mod auth;
+pub mod cursor;
 pub mod event;
 pub mod providers;
 pub mod http;
+pub mod query;
+pub mod reader;
 pub mod store;

@@ -74,9 +74,7 @@ impl DynamoStore {
     /// `EVENTS_TABLE` and `RETENTION_DAYS` from `env`; region, credentials and endpoint
     /// (`AWS_ENDPOINT_URL_DYNAMODB` for a local DynamoDB) from the standard AWS chain.
     pub async fn from_env(env: Env<'_>) -> Result<Self, ConfigError> {
-        let table = env("EVENTS_TABLE")
-            .filter(|name| !name.trim().is_empty())
-            .ok_or(ConfigError::Invalid { name: "EVENTS_TABLE", expected: "set to the events table's name" })?;
+        let table = events_table_from_env(env)?;
         let retention_days = match env("RETENTION_DAYS").as_deref().map(str::trim) {
             None | Some("") => 0,
             Some(days) => days.parse().map_err(|_| ConfigError::Invalid {
@@ -223,6 +221,13 @@ impl EventKeys {
             gsi2pk: type_pk(event.event_type.as_str(), &occurred_at[..10], type_shard(&event.event_id)),
         }
     }
+}
+
+/// `EVENTS_TABLE`, the one table every function reads or writes.
+pub fn events_table_from_env(env: Env<'_>) -> Result<String, ConfigError> {
+    env("EVENTS_TABLE")
+        .filter(|name| !name.trim().is_empty())
+        .ok_or(ConfigError::Invalid { name: "EVENTS_TABLE", expected: "set to the events table's name" })
 }
 
 pub fn message_pk(provider: &str, message_id: &str) -> String {

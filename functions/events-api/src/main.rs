@@ -1,1 +1,12 @@
-fn main() {}
+use lambda_http::{run, service_fn, tracing, Error};
+use mailhooks::http::EventsApi;
+use mailhooks::reader::EventReader;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let env = |name: &str| std::env::var(name).ok();
+    let reader = EventReader::from_env(&env).await?;
+    let api = EventsApi::from_env(&env, reader);
+    run(service_fn(|request| api.handle(request))).await
+}

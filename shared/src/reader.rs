@@ -1,0 +1,422 @@
+//! Reading events back (DESIGN.md, "Reading"): a Query per partition, merged in order.
+//!
+//! A query reads one partition (a message, a recipient) or eight (the `by_type` shards of a
+//! type and day). Each partition is a lane; the page takes items from whichever lane's next
+//! item comes first in the requested order, so the merged page is in order and a cursor can
+//! say exactly how far each lane got. Only `dynamodb:Query` is used, on the table and indexes.
+
+use std::collections::{HashMap, VecDeque};
+
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use futures_util::future::try_join_all;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use serde_json::{Map, Value};
+
+use crate::auth::ConfigError;
+use crate::cursor::{ItemKey, LaneCursor};
+use crate::providers::Env;
+use crate::query::{EventQuery, Order, Partition, Selector, SortKeyRange};
+use crate::store::{events_table_from_env, sdk_config, Item};
+
+/// Key attributes are how the table is organized, not part of an event.
+const KEY_ATTRIBUTES: [&str; 6] = ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"];
+/// Events live under `MSG#` keys; other items sharing the table (suppressions) are not events.
+const EVENT_PK_PREFIX: &str = "MSG#";
+/// Base-table lookups of `raw` in flight at once for one page.
+const CONCURRENT_RAW_READS: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("querying {target} failed: {cause}")]
+    Query { target: &'static str, cause: String },
+    #[error("an item of {target} has no text {attribute}")]
+    MissingKey { target: &'static str, attribute: &'static str },
+    #[error("an item cannot be turned into JSON: {0}")]
+    Decode(#[source] serde_dynamo::Error),
+    #[error("an item's raw payload is not JSON text")]
+    UnreadableRaw,
+}
+
+/// One page of events and, unless every lane is read to its end, where each lane resumes.
+#[derive(Debug)]
+pub struct EventPage {
+    pub events: Vec<Value>,
+    pub next: Option<Vec<LaneCursor>>,
+}
+
+/// Where a selector's events are: the table or one of its indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Table,
+    ByRecipient,
+    ByType,
+}
+
+impl Source {
+    fn of(selector: &Selector) -> Self {
+        match selector {
+            Selector::Message { .. } => Source::Table,
+            Selector::Recipient(_) => Source::ByRecipient,
+            Selector::TypeOnDay { .. } => Source::ByType,
+        }
+    }
+
+    fn index_name(self) -> Option<&'static str> {
+        match self {
+            Source::Table => None,
+            Source::ByRecipient => Some("by_recipient"),
+            Source::ByType => Some("by_type"),
+        }
+    }
+
+    /// For error messages and logs.
+    fn name(self) -> &'static str {
+        self.index_name().unwrap_or("the table")
+    }
+
+    fn partition_attribute(self) -> &'static str {
+        match self {
+            Source::Table => "pk",
+            Source::ByRecipient => "gsi1pk",
+            Source::ByType => "gsi2pk",
+        }
+    }
+
+    fn sort_attribute(self) -> &'static str {
+        match self {
+            Source::Table => "sk",
+            Source::ByRecipient => "gsi1sk",
+            Source::ByType => "gsi2sk",
+        }
+    }
+
+    /// The ExclusiveStartKey that resumes right after `item`: the table's key, plus the
+    /// index's key on an index (for the table these are the same two attributes).
+    fn start_key(self, partition: &str, item: &ItemKey) -> Item {
+        HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(item.pk.clone())),
+            ("sk".to_owned(), AttributeValue::S(item.sk.clone())),
+            (self.partition_attribute().to_owned(), AttributeValue::S(partition.to_owned())),
+            (self.sort_attribute().to_owned(), AttributeValue::S(item.sk.clone())),
+        ])
+    }
+}
+
+/// An item with its key, read from a lane.
+struct Entry {
+    key: ItemKey,
+    item: Item,
+}
+
+/// What DynamoDB still holds for a lane beyond the items already buffered.
+enum Unread {
+    /// Maybe more: continue from this ExclusiveStartKey (`None`: from the beginning).
+    From(Option<Item>),
+    Nothing,
+}
+
+/// One partition's progress through a page.
+struct Lane {
+    partition: String,
+    buffered: VecDeque<Entry>,
+    unread: Unread,
+    /// The last item handed out, or where the page started: the next page resumes after it.
+    resume_after: Option<ItemKey>,
+}
+
+impl Lane {
+    fn new(source: Source, partition: &Partition) -> Self {
+        let (unread, resume_after) = match &partition.resume {
+            LaneCursor::Start => (Unread::From(None), None),
+            LaneCursor::After(key) => (Unread::From(Some(source.start_key(&partition.key, key))), Some(key.clone())),
+            LaneCursor::Done => (Unread::Nothing, None),
+        };
+        Lane { partition: partition.key.clone(), buffered: VecDeque::new(), unread, resume_after }
+    }
+
+    fn needs_reading(&self) -> bool {
+        self.buffered.is_empty() && matches!(self.unread, Unread::From(_))
+    }
+
+    fn cursor(&self) -> LaneCursor {
+        if self.buffered.is_empty() && matches!(self.unread, Unread::Nothing) {
+            return LaneCursor::Done;
+        }
+        match &self.resume_after {
+            Some(key) => LaneCursor::After(key.clone()),
+            None => LaneCursor::Start,
+        }
+    }
+}
+
+/// Reads the events table; needs `dynamodb:Query` on the table and its indexes, nothing else.
+#[derive(Clone, Debug)]
+pub struct EventReader {
+    client: Client,
+    table: String,
+}
+
+impl EventReader {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        EventReader { client, table: table.into() }
+    }
+
+    /// `EVENTS_TABLE` from `env`; region, credentials and endpoint from the standard AWS chain.
+    pub async fn from_env(env: Env<'_>) -> Result<Self, ConfigError> {
+        let table = events_table_from_env(env)?;
+        Ok(EventReader::new(Client::new(&sdk_config().await), table))
+    }
+
+    pub async fn read(&self, query: &EventQuery) -> Result<EventPage, ReadError> {
+        let source = Source::of(&query.selector);
+        let mut lanes: Vec<Lane> = query.partitions.iter().map(|partition| Lane::new(source, partition)).collect();
+        let mut taken = Vec::with_capacity(query.limit);
+        loop {
+            // One item past what the page still needs shows whether a lane goes on, which
+            // usually spares a separate read to decide on `next_cursor`.
+            self.read_empty_lanes(query, source, &mut lanes, query.limit - taken.len() + 1).await?;
+            if taken.len() == query.limit {
+                break;
+            }
+            let Some(entry) = take_next(&mut lanes, query.order) else { break };
+            if entry.key.pk.starts_with(EVENT_PK_PREFIX) {
+                taken.push(entry);
+            }
+        }
+        let next = lanes
+            .iter()
+            .any(|lane| lane.cursor() != LaneCursor::Done)
+            .then(|| lanes.iter().map(Lane::cursor).collect());
+        if query.include_raw && source != Source::Table {
+            self.add_raw_from_table(&mut taken).await?;
+        }
+        let events =
+            taken.into_iter().map(|entry| event_json(entry.item, query.include_raw)).collect::<Result<_, _>>()?;
+        Ok(EventPage { events, next })
+    }
+
+    /// Reads on in every lane that has nothing buffered but may hold more. Choosing the next
+    /// item is only right when every such lane shows its next item, else an item it has not
+    /// returned yet could belong before the one chosen.
+    async fn read_empty_lanes(
+        &self,
+        query: &EventQuery,
+        source: Source,
+        lanes: &mut [Lane],
+        limit: usize,
+    ) -> Result<(), ReadError> {
+        // DynamoDB may answer a Query with no items but a LastEvaluatedKey: read on then.
+        while lanes.iter().any(Lane::needs_reading) {
+            let reads = lanes
+                .iter_mut()
+                .filter(|lane| lane.needs_reading())
+                .map(|lane| self.read_lane(query, source, lane, limit));
+            try_join_all(reads).await?;
+        }
+        Ok(())
+    }
+
+    async fn read_lane(
+        &self,
+        query: &EventQuery,
+        source: Source,
+        lane: &mut Lane,
+        limit: usize,
+    ) -> Result<(), ReadError> {
+        let Unread::From(start) = &lane.unread else { return Ok(()) };
+        let (condition, values) = key_condition(source, &lane.partition, &query.range);
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .set_index_name(source.index_name().map(str::to_owned))
+            .key_condition_expression(condition)
+            .set_expression_attribute_values(Some(values))
+            .scan_index_forward(query.order == Order::OldestFirst)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start.clone())
+            .send()
+            .await
+            .map_err(|error| ReadError::Query {
+                target: source.name(),
+                cause: DisplayErrorContext(&error).to_string(),
+            })?;
+        for item in output.items.unwrap_or_default() {
+            lane.buffered.push_back(entry(source, item)?);
+        }
+        lane.unread = match output.last_evaluated_key {
+            Some(key) => Unread::From(Some(key)),
+            None => Unread::Nothing,
+        };
+        Ok(())
+    }
+
+    /// The indexes leave `raw` out, so it comes from the table. One Query per item on its
+    /// full key keeps the function's permissions to Query alone.
+    async fn add_raw_from_table(&self, entries: &mut [Entry]) -> Result<(), ReadError> {
+        // Collected first: a lazy stream of these futures trips the compiler's Send check.
+        let reads: Vec<_> = entries.iter().map(|entry| self.stored_raw(&entry.key)).collect();
+        let raws: Vec<Option<AttributeValue>> =
+            stream::iter(reads).buffered(CONCURRENT_RAW_READS).try_collect().await?;
+        for (entry, raw) in entries.iter_mut().zip(raws) {
+            // Absent when the item expired in between; the event is still answered without it.
+            if let Some(raw) = raw {
+                entry.item.insert("raw".to_owned(), raw);
+            }
+        }
+        Ok(())
+    }
+
+    async fn stored_raw(&self, key: &ItemKey) -> Result<Option<AttributeValue>, ReadError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk = :sk")
+            .expression_attribute_values(":pk", AttributeValue::S(key.pk.clone()))
+            .expression_attribute_values(":sk", AttributeValue::S(key.sk.clone()))
+            // RAW is a DynamoDB reserved word.
+            .projection_expression("#raw")
+            .expression_attribute_names("#raw", "raw")
+            .send()
+            .await
+            .map_err(|error| ReadError::Query {
+                target: Source::Table.name(),
+                cause: DisplayErrorContext(&error).to_string(),
+            })?;
+        Ok(output.items.unwrap_or_default().into_iter().next().and_then(|mut item| item.remove("raw")))
+    }
+}
+
+/// `partition = :partition`, narrowed to the time range on the sort key, so DynamoDB reads
+/// only matching items (a filter would read and bill the whole partition).
+fn key_condition(source: Source, partition: &str, range: &SortKeyRange) -> (String, Item) {
+    let sort = source.sort_attribute();
+    let mut values = HashMap::from([(":partition".to_owned(), AttributeValue::S(partition.to_owned()))]);
+    let mut text_value = |name: &str, text: &str| values.insert(name.to_owned(), AttributeValue::S(text.to_owned()));
+    let range_condition = match (&range.since, &range.until) {
+        // BETWEEN includes its upper bound, but no sort key equals `until`: each continues
+        // with `#{event_id}`, so events at `until` sort after it and stay out, as with `<`.
+        (Some(since), Some(until)) => {
+            text_value(":since", since);
+            text_value(":until", until);
+            format!(" AND {sort} BETWEEN :since AND :until")
+        }
+        (Some(since), None) => {
+            text_value(":since", since);
+            format!(" AND {sort} >= :since")
+        }
+        (None, Some(until)) => {
+            text_value(":until", until);
+            format!(" AND {sort} < :until")
+        }
+        (None, None) => String::new(),
+    };
+    (format!("{} = :partition{range_condition}", source.partition_attribute()), values)
+}
+
+fn entry(source: Source, item: Item) -> Result<Entry, ReadError> {
+    let text = |attribute: &'static str| {
+        item.get(attribute)
+            .and_then(|value| value.as_s().ok())
+            .cloned()
+            .ok_or(ReadError::MissingKey { target: source.name(), attribute })
+    };
+    let key = ItemKey { pk: text("pk")?, sk: text("sk")? };
+    Ok(Entry { key, item })
+}
+
+/// Takes the buffered item that comes next in `order` across all lanes. Sort keys are the
+/// same `{occurred_at}#{event_id}` on the table and both indexes, and unique.
+fn take_next(lanes: &mut [Lane], order: Order) -> Option<Entry> {
+    let comes_first = |candidate: &str, best: &str| match order {
+        Order::NewestFirst => candidate > best,
+        Order::OldestFirst => candidate < best,
+    };
+    let mut next: Option<(usize, &str)> = None;
+    for (index, lane) in lanes.iter().enumerate() {
+        if let Some(front) = lane.buffered.front() {
+            if next.is_none_or(|(_, best)| comes_first(&front.key.sk, best)) {
+                next = Some((index, &front.key.sk));
+            }
+        }
+    }
+    let lane = &mut lanes[next?.0];
+    let entry = lane.buffered.pop_front()?;
+    lane.resume_after = Some(entry.key.clone());
+    Some(entry)
+}
+
+/// The event's attributes as JSON, without the table's keys, with `raw` only when asked for.
+fn event_json(mut item: Item, include_raw: bool) -> Result<Value, ReadError> {
+    for attribute in KEY_ATTRIBUTES {
+        item.remove(attribute);
+    }
+    let raw = item.remove("raw");
+    let mut event: Map<String, Value> = serde_dynamo::from_item(item).map_err(ReadError::Decode)?;
+    if let Some(raw) = raw.filter(|_| include_raw) {
+        event.insert("raw".to_owned(), raw_json(raw)?);
+    }
+    Ok(Value::Object(event))
+}
+
+/// The provider's event as JSON; text that does not parse is answered as the text itself.
+fn raw_json(stored: AttributeValue) -> Result<Value, ReadError> {
+    match stored {
+        AttributeValue::S(text) => Ok(serde_json::from_str(&text).unwrap_or(Value::String(text))),
+        _ => Err(ReadError::UnreadableRaw),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(since: Option<&str>, until: Option<&str>) -> SortKeyRange {
+        SortKeyRange { since: since.map(Into::into), until: until.map(Into::into) }
+    }
+
+    #[test]
+    fn the_time_range_is_part_of_the_key_condition() {
+        let (condition, values) =
+            key_condition(Source::ByType, "TYPE#bounced#2024-05-01#3", &range(Some("a"), Some("b")));
+        assert_eq!(condition, "gsi2pk = :partition AND gsi2sk BETWEEN :since AND :until");
+        assert_eq!(values.len(), 3);
+        let (condition, _) = key_condition(Source::Table, "MSG#engagelab#m-1", &range(Some("a"), None));
+        assert_eq!(condition, "pk = :partition AND sk >= :since");
+        let (condition, _) = key_condition(Source::ByRecipient, "RCPT#a@x.com", &range(None, Some("b")));
+        assert_eq!(condition, "gsi1pk = :partition AND gsi1sk < :until");
+        let (condition, values) = key_condition(Source::ByRecipient, "RCPT#a@x.com", &range(None, None));
+        assert_eq!((condition.as_str(), values.len()), ("gsi1pk = :partition", 1));
+    }
+
+    #[test]
+    fn an_index_start_key_carries_both_keys() {
+        let item = ItemKey { pk: "MSG#sendpost#m".into(), sk: "2024-05-01T00:00:00.000Z#ab".into() };
+        let key = Source::ByRecipient.start_key("RCPT#a@x.com", &item);
+        assert_eq!(key.len(), 4);
+        assert_eq!(key["gsi1pk"], AttributeValue::S("RCPT#a@x.com".into()));
+        assert_eq!(key["gsi1sk"], key["sk"]);
+        assert_eq!(Source::Table.start_key("MSG#sendpost#m", &item).len(), 2);
+    }
+
+    #[test]
+    fn events_leave_out_keys_and_raw_unless_asked() {
+        let item: Item = HashMap::from([
+            ("pk".to_owned(), AttributeValue::S("MSG#x#m".into())),
+            ("gsi2sk".to_owned(), AttributeValue::S("t#e".into())),
+            ("event_id".to_owned(), AttributeValue::S("e".into())),
+            ("smtp_code".to_owned(), AttributeValue::N("550".into())),
+            ("raw".to_owned(), AttributeValue::S(r#"{"a": 1}"#.into())),
+        ]);
+        assert_eq!(event_json(item.clone(), false).unwrap(), serde_json::json!({"event_id": "e", "smtp_code": 550}));
+        assert_eq!(event_json(item, true).unwrap()["raw"], serde_json::json!({"a": 1}));
+    }
+
+    #[test]
+    fn raw_that_is_not_json_stays_text() {
+        assert_eq!(raw_json(AttributeValue::S("not {json".into())).unwrap(), Value::String("not {json".into()));
+    }
+}
