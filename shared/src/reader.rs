@@ -364,10 +364,8 @@ fn event_json(mut item: Item, include_raw: bool) -> Result<Value, ReadError> {
 
 /// The provider's event as JSON; text that does not parse is answered as the text itself.
 fn raw_json(stored: AttributeValue) -> Result<Value, ReadError> {
-    match stored {
-        AttributeValue::S(text) => Ok(serde_json::from_str(&text).unwrap_or(Value::String(text))),
-        _ => Err(ReadError::UnreadableRaw),
-    }
+    let text = crate::store::decode_raw(&stored).map_err(|_| ReadError::UnreadableRaw)?;
+    Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
 #[cfg(test)]
