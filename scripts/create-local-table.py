@@ -87,16 +87,11 @@ def create_table(client, name, props):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("endpoint", nargs="?", help="local DynamoDB, e.g. http://127.0.0.1:5055")
-    parser.add_argument("table", nargs="?", help="table name, e.g. mailhooks-local")
-    parser.add_argument("--endpoint-url", dest="endpoint_url")
-    parser.add_argument("--table-name", dest="table_name")
+    parser.add_argument("--endpoint-url", required=True, help="local DynamoDB, e.g. http://127.0.0.1:5055")
+    parser.add_argument("--table-name", action="append", required=True,
+                        help="table to create; repeat to create several in one run")
     parser.add_argument("--template", default=str(REPO / "template.yaml"))
     args = parser.parse_args()
-    args.endpoint_url = args.endpoint_url or args.endpoint
-    args.table_name = args.table_name or args.table
-    if not args.endpoint_url or not args.table_name:
-        parser.error("give the endpoint URL and the table name")
 
     # A local endpoint still wants credentials and a region; never real ones.
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
@@ -104,7 +99,9 @@ def main():
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
     client = boto3.client("dynamodb", endpoint_url=args.endpoint_url, region_name=region)
-    create_table(client, args.table_name, table_properties(args.template))
+    properties = table_properties(args.template)
+    for name in args.table_name:
+        create_table(client, name, properties)
 
 
 if __name__ == "__main__":

@@ -39,8 +39,9 @@ fn text<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a
 #[tokio::test]
 async fn every_sample_event_is_stored_once_with_its_attributes() {
     let local = LocalDynamo::shared();
-    for sample in SampleEvent::all() {
-        let table = local.new_table();
+    let samples = SampleEvent::all();
+    let tables = local.new_tables(samples.len());
+    for (sample, table) in samples.iter().zip(tables) {
         let receiver = receiver(sample.provider(), local.store(&table, 30));
         let (status, body) = call(&receiver, sample.request()).await;
         assert_eq!(status, 200, "{}: {body}", sample.name());
@@ -95,9 +96,9 @@ fn assert_item_matches(item: &HashMap<String, AttributeValue>, event: &mailhooks
 #[tokio::test]
 async fn rest_api_alb_and_base64_requests_are_understood() {
     let local = LocalDynamo::shared();
-    for name in ["engagelab/delivered", "sendpost/delivered", "tencent_ses/delivered"] {
+    let names = ["engagelab/delivered", "sendpost/delivered", "tencent_ses/delivered"];
+    for (name, table) in names.into_iter().zip(local.new_tables(names.len())) {
         let sample = SampleEvent::named(name);
-        let table = local.new_table();
         let receiver = receiver(sample.provider(), local.store(&table, 0));
         let expected = sample.provider().parse(sample.body().as_bytes(), chrono::Utc::now()).unwrap().len();
         for (form, request) in

@@ -95,19 +95,22 @@ impl LocalDynamo {
 
     /// A new, empty events table created from `template.yaml`.
     pub fn new_table(&self) -> String {
-        let name = format!("events-{}-{}", std::process::id(), TABLES.fetch_add(1, Ordering::SeqCst));
-        self.create_table(&name);
-        name
+        self.new_tables(1).remove(0)
     }
 
-    pub fn create_table(&self, name: &str) {
-        let status = Command::new(tool("python3"))
-            .arg(repo_root().join("scripts/create-local-table.py"))
-            .args(["--endpoint-url", &self.endpoint, "--table-name", name])
-            .stdout(Stdio::null())
-            .status()
-            .expect("python3 runs");
-        assert!(status.success(), "creating table {name} from template.yaml failed");
+    /// Several new tables, created in one run of the script (it starts Python once).
+    pub fn new_tables(&self, count: usize) -> Vec<String> {
+        let names: Vec<String> = (0..count)
+            .map(|_| format!("events-{}-{}", std::process::id(), TABLES.fetch_add(1, Ordering::SeqCst)))
+            .collect();
+        let mut command = Command::new(tool("python3"));
+        command.arg(repo_root().join("scripts/create-local-table.py")).args(["--endpoint-url", &self.endpoint]);
+        for name in &names {
+            command.args(["--table-name", name]);
+        }
+        let status = command.stdout(Stdio::null()).status().expect("python3 runs");
+        assert!(status.success(), "creating tables {names:?} from template.yaml failed");
+        names
     }
 
     pub fn store(&self, table: &str, retention_days: u32) -> DynamoStore {
