@@ -1,28 +1,21 @@
 //! SendPost payloads (tests/fixtures/sendpost/*.json) against their normalized events
-//! (*.expected.json). `MAILHOOKS_BLESS=1 cargo test` rewrites the expected files from the
-//! current output: review the diff before committing it.
+//! (*.expected.json), through the shared harness of `golden/mod.rs`, and what only SendPost does.
+//! `MAILHOOKS_BLESS=1 cargo test` rewrites the expected files from the current output: review
+//! the diff before committing it.
 
-use std::fs;
-use std::path::PathBuf;
+mod golden;
 
-use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use http::{HeaderMap, HeaderValue};
 use mailhooks::auth::{AuthError, AuthRequest};
 use mailhooks::event::{Event, EventType};
 use mailhooks::providers::sendpost::PROVIDER;
-use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-macro_rules! golden_tests {
-    ($($name:ident),* $(,)?) => {
-        const FIXTURES: &[&str] = &[$(stringify!($name)),*];
-        $(#[test] fn $name() { assert_matches_expected(stringify!($name)); })*
-    };
-}
+use golden::{event_ids, received_at};
 
-golden_tests!(
+golden::golden_tests!(PROVIDER;
     processed,
     dropped,
     delivered,
@@ -44,116 +37,17 @@ golden_tests!(
     batch,
 );
 
-fn fixture_path(file_name: &str) -> PathBuf {
-    [env!("CARGO_MANIFEST_DIR"), "tests", "fixtures", "sendpost", file_name].iter().collect()
-}
-
 fn fixture(name: &str) -> String {
-    let path = fixture_path(&format!("{name}.json"));
-    fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
-}
-
-fn received_at() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2024-05-01T10:00:00.123Z").unwrap().with_timezone(&Utc)
+    golden::fixture(&PROVIDER, name)
 }
 
 fn parse(body: &str) -> Vec<Event> {
-    PROVIDER.parse(body.as_bytes(), received_at()).unwrap()
-}
-
-/// An event as its expected file shows it: without `received_at`, which is the test's clock,
-/// and `raw`, which is compared with the fixture text itself.
-fn snapshot(event: &Event) -> Value {
-    let mut value = serde_json::to_value(event).unwrap();
-    let attributes = value.as_object_mut().unwrap();
-    attributes.remove("received_at");
-    attributes.remove("raw");
-    value
-}
-
-fn assert_matches_expected(name: &str) {
-    let actual = Value::Array(parse(&fixture(name)).iter().map(snapshot).collect());
-    let expected_path = fixture_path(&format!("{name}.expected.json"));
-    if std::env::var_os("MAILHOOKS_BLESS").is_some() {
-        fs::write(&expected_path, serde_json::to_string_pretty(&actual).unwrap() + "\n").unwrap();
-        return;
-    }
-    let expected: Value = serde_json::from_str(&fs::read_to_string(&expected_path).unwrap()).unwrap();
-    assert_eq!(actual, expected, "{name}: normalized events differ from {}", expected_path.display());
-}
-
-#[test]
-fn every_fixture_has_a_golden_test() {
-    let mut on_disk: Vec<String> = fs::read_dir(fixture_path(""))
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-        .filter_map(|file| Some(file.strip_suffix(".json")?.to_owned()))
-        .filter(|name| !name.ends_with(".expected"))
-        .collect();
-    on_disk.sort();
-    let mut listed: Vec<&str> = FIXTURES.to_vec();
-    listed.sort();
-    assert_eq!(on_disk, listed);
-}
-
-#[test]
-fn raw_is_each_event_exactly_as_received() {
-    for name in FIXTURES {
-        let text = fixture(name);
-        let events = parse(&text);
-        let elements: Vec<&RawValue> = match serde_json::from_str::<Vec<&RawValue>>(&text) {
-            Ok(elements) => elements,
-            Err(_) => vec![serde_json::from_str(&text).unwrap()],
-        };
-        assert_eq!(events.len(), elements.len(), "{name}");
-        for (event, element) in events.iter().zip(&elements) {
-            assert_eq!(event.raw, element.get(), "{name}");
-        }
-        if elements.len() == 1 {
-            assert_eq!(events[0].raw, text.trim_end(), "{name}");
-        }
-    }
-}
-
-/// The same JSON with every object's keys in reverse order and different whitespace.
-fn reordered(value: &Value) -> String {
-    match value {
-        Value::Object(map) => {
-            let members: Vec<String> =
-                map.iter().rev().map(|(key, item)| format!("{} :\t{}", json!(key), reordered(item))).collect();
-            format!("{{ {} }}", members.join(" ,\n"))
-        }
-        Value::Array(items) => format!("[ {} ]", items.iter().map(reordered).collect::<Vec<_>>().join(" , ")),
-        scalar => scalar.to_string(),
-    }
-}
-
-fn event_ids(events: &[Event]) -> Vec<&str> {
-    events.iter().map(|event| event.event_id.as_str()).collect()
-}
-
-#[test]
-fn event_ids_survive_key_order_and_whitespace() {
-    for name in FIXTURES {
-        let text = fixture(name);
-        let original = parse(&text);
-        let shuffled = parse(&reordered(&serde_json::from_str(&text).unwrap()));
-        assert_eq!(event_ids(&original), event_ids(&shuffled), "{name}");
-    }
+    golden::parse(&PROVIDER, body)
 }
 
 #[test]
 fn distinct_events_get_distinct_ids() {
-    let mut ids: Vec<String> = FIXTURES
-        .iter()
-        .filter(|name| **name != "batch")
-        .flat_map(|name| parse(&fixture(name)))
-        .map(|event| event.event_id)
-        .collect();
-    let count = ids.len();
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids.len(), count);
+    golden::assert_distinct_ids(&PROVIDER, FIXTURES, &["batch"]);
 }
 
 #[test]
@@ -164,59 +58,10 @@ fn the_event_id_is_sendposts_own_when_it_sends_one() {
     assert_eq!(event_ids(&parse(&fixture("delivered"))), event_ids(&changed));
 }
 
-/// Every value of `value`, at any depth, with `replacement` in its place.
-fn each_value_replaced(value: &Value, replacement: &Value) -> Vec<Value> {
-    let mut variants = vec![replacement.clone()];
-    match value {
-        Value::Object(map) => {
-            for (key, item) in map {
-                for variant in each_value_replaced(item, replacement) {
-                    let mut changed = map.clone();
-                    changed.insert(key.clone(), variant);
-                    variants.push(Value::Object(changed));
-                }
-            }
-        }
-        Value::Array(items) => {
-            for (index, item) in items.iter().enumerate() {
-                for variant in each_value_replaced(item, replacement) {
-                    let mut changed = items.clone();
-                    changed[index] = variant;
-                    variants.push(Value::Array(changed));
-                }
-            }
-        }
-        _ => {}
-    }
-    variants
-}
-
 #[test]
 fn wrong_types_anywhere_give_one_event_without_panicking() {
-    let wrong_values = [
-        json!(null),
-        json!(""),
-        json!(" "),
-        json!([]),
-        json!({}),
-        json!(0),
-        json!(-1),
-        json!(i64::MIN),
-        json!(u64::MAX),
-        json!(1e300),
-        json!(true),
-        json!("x"),
-        json!([1, "a"]),
-    ];
     for name in ["clicked", "second_recipient"] {
-        let original: Value = serde_json::from_str(&fixture(name)).unwrap();
-        for wrong in &wrong_values {
-            for variant in each_value_replaced(&original, wrong).into_iter().filter(Value::is_object) {
-                let events = parse(&variant.to_string());
-                assert_eq!(events.len(), 1, "{variant}");
-                assert_eq!(events[0].provider, "sendpost");
-            }
-        }
+        golden::assert_wrong_types_anywhere_give_events(&PROVIDER, name);
     }
 }
 
