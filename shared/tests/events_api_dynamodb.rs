@@ -105,7 +105,8 @@ fn event(
         "message": message_id, "to": recipient
     });
     let mut event = Event::new(provider, event_type, occurred_at, at("2024-06-01T00:00:00Z"), &raw.to_string());
-    event.event_id = event_id(provider, EventIdentity::Payload(&raw), None);
+    let object = raw.as_object().expect("built as an object");
+    event.event_id = event_id(provider, EventIdentity::Payload(object), None);
     event.message_id = Some(message_id.to_owned());
     event.recipient = Some(recipient.to_owned());
     event
