@@ -91,7 +91,8 @@ pub fn epoch(object: &Map<String, Value>, key: &str) -> Option<DateTime<Utc>> {
 }
 
 fn scale_to_nanos(value: i128) -> Option<i128> {
-    let magnitude = value.abs();
+    // Saturated conversions of huge floats and strings can reach i128::MIN, whose abs overflows.
+    let magnitude = value.checked_abs()?;
     let factor = if magnitude >= NANOS_FROM {
         1
     } else if magnitude >= MICROS_FROM {
@@ -198,8 +199,11 @@ mod tests {
             Some(1_567_512_491_587_205_000)
         );
         assert_eq!(epoch(&precise, "ms").map(|at| at.timestamp_millis()), Some(1_676_615_711_325));
-        let bad = map(json!({"z": 0, "neg": -5, "t": "yesterday", "n": null, "huge": 1e300}));
-        for key in ["z", "neg", "t", "n", "huge", "missing"] {
+        let bad = map(json!({
+            "z": 0, "neg": -5, "t": "yesterday", "n": null, "huge": 1e300, "hugely_negative": -7.2e251,
+            "i128_min": "-170141183460469231731687303715884105728"
+        }));
+        for key in ["z", "neg", "t", "n", "huge", "hugely_negative", "i128_min", "missing"] {
             assert_eq!(epoch(&bad, key), None, "{key}");
         }
     }
