@@ -1,0 +1,596 @@
+#!/usr/bin/env python3
+"""A local stand-in for the AWS Lambda Runtime API, to measure one function binary.
+
+It implements the four routes a custom runtime uses:
+
+    GET  /2018-06-01/runtime/invocation/next
+    POST /2018-06-01/runtime/invocation/<id>/response
+    POST /2018-06-01/runtime/invocation/<id>/error
+    POST /2018-06-01/runtime/init/error
+
+and spawns the binary itself with the environment Lambda gives a function, so it can time:
+
+  * init: time.monotonic() just before the process is spawned, to the moment its first
+    GET .../invocation/next arrives (the process is then killed; repeated --cold-starts times);
+  * a run of --invocations API Gateway HTTP API (payload 2.0) requests, each with a different
+    body so every one is a real DynamoDB write: each answer must be a 200 (and for a webhook
+    {"stored": 1, ...}); the handler latency of one invocation is the time from serving
+    /next to receiving its /response. The process's peak resident set (VmHWM in
+    /proc/<pid>/status) is read after the last answer, before the process is killed.
+
+Only the Python standard library is used. The result is one JSON object on stdout; progress
+and errors go to stderr. The exit status is 0 when the function ran and answered every
+request correctly, 1 otherwise (the numbers are still printed).
+"""
+
+import argparse
+import base64
+import collections
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+
+API = "/2018-06-01"
+ACCOUNT = "123456789012"
+
+# The documented local test secrets (scripts/make-events.py uses the same ones).
+ENGAGELAB_TEST_KEY = "local-engagelab-key"
+SENDPOST_TEST_KEY = "local-sendpost-key"
+TENCENT_SES_TEST_TOKEN = "local-tencent-token"
+EVENTS_API_TEST_TOKEN = "local-events-token"
+
+
+def hmac_hex(key: str, message: bytes) -> str:
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def api_gateway_event(method, path, headers, body, query, request_number):
+    """An API Gateway HTTP API (payload format 2.0) event, as API Gateway sends it."""
+    now = time.time()
+    raw_query = urllib.parse.urlencode(query) if query else ""
+    headers = {
+        "host": "measure.execute-api.us-east-1.amazonaws.com",
+        "user-agent": "measure-functions",
+        "x-forwarded-for": "127.0.0.1",
+        "x-forwarded-port": "443",
+        "x-forwarded-proto": "https",
+        **headers,
+    }
+    if body is not None:
+        headers["content-length"] = str(len(body.encode()))
+    event = {
+        "version": "2.0",
+        "routeKey": f"{method} {path}",
+        "rawPath": path,
+        "rawQueryString": raw_query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": ACCOUNT,
+            "apiId": "measure",
+            "domainName": headers["host"],
+            "domainPrefix": "measure",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": headers["user-agent"],
+            },
+            "requestId": f"measure-{request_number}",
+            "routeKey": f"{method} {path}",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "isBase64Encoded": False,
+    }
+    if query:
+        event["queryStringParameters"] = dict(query)
+    if body is not None:
+        event["body"] = body
+    return event
+
+
+# One profile per function: the secret its deployment is configured with, and the i-th
+# distinct, correctly authenticated request. Bodies follow the providers' documented payloads.
+
+
+def engagelab_request(i, nonce):
+    now = time.time()
+    body = json.dumps({
+        "server": "email",
+        "message_id": f"{int(now * 1000)}_{nonce}_{i}.measure-inbound",
+        "from": "newsletter@mail.example.com",
+        "subject": f"Measurement message {i}",
+        "to": f"r{i}-{nonce}@measure.example.com",
+        "itime": int(now * 1000),
+        "status": {
+            "message_status": "delivered",
+            "status_data": {"message": "delivered", "smtp": "250 2.0.0 OK"},
+        },
+        "custom_args": {"run": nonce, "n": i},
+    }, separators=(",", ":"))
+    timestamp = str(int(now))
+    headers = {
+        "content-type": "application/json; charset=utf-8",
+        "x-webhook-appkey": "email",
+        "x-webhook-timestamp": timestamp,
+        "x-webhook-signature": hmac_hex(ENGAGELAB_TEST_KEY, timestamp.encode()),
+    }
+    return "POST", "/webhooks/engagelab", headers, body, None
+
+
+def sendpost_request(i, nonce):
+    now_ns = time.time_ns()
+    message_id = f"measure-{nonce}-{i}"
+    recipient = f"r{i}-{nonce}@measure.example.com"
+    body = json.dumps({
+        "event": {
+            "eventID": f"evt-{nonce}-{i}",
+            "groups": ["measure"],
+            "ipID": 123,
+            "ipPoolID": 123,
+            "domainID": 123,
+            "messageType": "default",
+            "messageSubject": f"Measurement message {i}",
+            "accountID": 117,
+            "subAccountID": 117,
+            "messageID": message_id,
+            "type": 2,
+            "from": "sender@measure.example.com",
+            "fromName": "Sender",
+            "to": recipient,
+            "toName": "Recipient",
+            "submittedAt": now_ns,
+            "smtpCode": 250,
+            "smtpDescription": "250 2.0.0 OK",
+            "eventMetadata": {"smtpCode": 250, "smtpDescription": "250 2.0.0 OK", "clickedURL": "", "trackedIP": ""},
+        },
+        "emailMessage": {
+            "messageID": message_id,
+            "accountID": 117,
+            "subAccountID": 117,
+            "from": {"email": "sender@measure.example.com", "name": "Sender"},
+            "to": [{"email": recipient, "name": "Recipient", "customFields": {"n": str(i)}}],
+            "subject": f"Measurement message {i}",
+            "groups": ["measure"],
+            "submittedAt": now_ns,
+        },
+    }, separators=(",", ":"))
+    headers = {
+        "content-type": "application/json",
+        "x-sendpost-signature": hmac_hex(SENDPOST_TEST_KEY, body.encode()),
+        "x-sendpost-signature-alg": "hmac-sha256",
+        "x-sendpost-webhook-id": "measure",
+        "x-sendpost-webhook-attempt": "1",
+    }
+    return "POST", "/webhooks/sendpost", headers, body, None
+
+
+def tencent_ses_request(i, nonce):
+    now = int(time.time())
+    body = json.dumps({
+        "event": "delivered",
+        "email": f"r{i}-{nonce}@measure.example.com",
+        "bulkId": f"qcloudses-measure-{nonce}-{i}",
+        "timestamp": now,
+        "username": "251200670",
+        "from": "sender@measure.example.com",
+        "fromDomain": "measure.example.com",
+        "templateId": 123456,
+        "subject": f"Measurement message {i}",
+        "messageId": f"<{nonce}.{i}@measure.example.com>",
+        "sentTimestamp": now - 1,
+        "eventid": 1,
+        "taskId": 5023,
+    }, separators=(",", ":"))
+    headers = {"content-type": "application/json"}
+    return "POST", "/webhooks/tencent-ses", headers, body, {"token": TENCENT_SES_TEST_TOKEN}
+
+
+def events_api_request(i, nonce):
+    headers = {"authorization": f"Bearer {EVENTS_API_TEST_TOKEN}"}
+    return "GET", "/events", headers, None, {"recipient": f"r{i}-{nonce}@measure.example.com"}
+
+
+def stored_one(answer):
+    return isinstance(answer, dict) and answer.get("stored") == 1
+
+
+def has_events(answer):
+    return isinstance(answer, dict) and isinstance(answer.get("events"), list)
+
+
+PROFILES = {
+    "engagelab-webhook": ({"ENGAGELAB_APP_KEY": ENGAGELAB_TEST_KEY}, engagelab_request, stored_one, '{"stored":1}'),
+    "sendpost-webhook": ({"SENDPOST_API_KEY": SENDPOST_TEST_KEY}, sendpost_request, stored_one, '{"stored":1}'),
+    "tencent-ses-webhook": (
+        {"TENCENT_SES_WEBHOOK_TOKEN": TENCENT_SES_TEST_TOKEN}, tencent_ses_request, stored_one, '{"stored":1}'),
+    "events-api": ({"EVENTS_API_TOKEN": EVENTS_API_TEST_TOKEN}, events_api_request, has_events, '{"events":[...]}'),
+}
+
+
+class Runtime:
+    """State shared by the HTTP handler threads and the measuring thread."""
+
+    def __init__(self):
+        self.lock = threading.Condition()
+        self.reset(events=[])
+
+    def reset(self, events):
+        with self.lock:
+            self.events = events  # what to serve, in order
+            self.served = 0
+            self.first_next_at = None
+            self.sent_at = {}  # request id -> monotonic time /next was answered
+            self.answers = {}  # request id -> (monotonic time, "response" | "error", body bytes)
+            self.init_error = None
+            self.generation = getattr(self, "generation", 0) + 1
+            self.lock.notify_all()
+
+    def stop_serving(self):
+        """Releases every /next that is waiting, so its thread can end."""
+        with self.lock:
+            self.generation += 1
+            self.lock.notify_all()
+
+
+def make_handler(runtime):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as the real Runtime API
+
+        def log_message(self, *args):
+            pass
+
+        def read_body(self):
+            if self.headers.get("transfer-encoding", "").lower() == "chunked":
+                chunks = []
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                            pass
+                        return b"".join(chunks)
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+            return self.rfile.read(int(self.headers.get("content-length") or 0))
+
+        def reply(self, status, payload, headers=None):
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+            self.wfile.flush()
+
+        def do_GET(self):
+            arrived = time.monotonic()
+            if self.path != f"{API}/runtime/invocation/next":
+                self.reply(404, {"errorMessage": f"no route {self.path}"})
+                return
+            with runtime.lock:
+                if runtime.first_next_at is None:
+                    runtime.first_next_at = arrived
+                    runtime.lock.notify_all()
+                generation = runtime.generation
+                while runtime.served >= len(runtime.events) and runtime.generation == generation:
+                    runtime.lock.wait()
+                if runtime.generation != generation:
+                    self.close_connection = True
+                    return  # the process is being killed; nothing to serve
+                number = runtime.served
+                runtime.served += 1
+                event = runtime.events[number]
+            request_id = str(uuid.uuid4())
+            deadline_ms = int(time.time() * 1000) + 30_000
+            data = json.dumps(event).encode()
+            with runtime.lock:
+                runtime.sent_at[request_id] = time.monotonic()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.send_header("lambda-runtime-aws-request-id", request_id)
+            self.send_header("lambda-runtime-deadline-ms", str(deadline_ms))
+            self.send_header(
+                "lambda-runtime-invoked-function-arn",
+                f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{os.environ.get('MEASURE_FUNCTION', 'f')}")
+            self.send_header("lambda-runtime-trace-id", f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0")
+            self.end_headers()
+            self.wfile.write(data)
+            self.wfile.flush()
+
+        def do_POST(self):
+            arrived = time.monotonic()
+            body = self.read_body()
+            parts = self.path.split("/")
+            # /2018-06-01/runtime/invocation/<id>/(response|error) or /2018-06-01/runtime/init/error
+            if self.path == f"{API}/runtime/init/error":
+                with runtime.lock:
+                    runtime.init_error = body.decode(errors="replace")
+                    runtime.lock.notify_all()
+                self.reply(202, {"status": "OK"})
+                return
+            if len(parts) == 6 and parts[1:4] == ["2018-06-01", "runtime", "invocation"] and parts[5] in (
+                    "response", "error"):
+                with runtime.lock:
+                    runtime.answers[parts[4]] = (arrived, parts[5], body)
+                    runtime.lock.notify_all()
+                self.reply(202, {"status": "OK"})
+                return
+            self.reply(404, {"errorMessage": f"no route {self.path}"})
+
+    return Handler
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A killed function leaves its connections reset or half-written: expected here.
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
+def function_env(args, port, secrets):
+    """What Lambda sets for a provided.al2023 function, plus the function's configuration."""
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "en_US.UTF-8",
+        "TZ": ":UTC",
+        "LAMBDA_TASK_ROOT": os.path.dirname(os.path.abspath(args.binary)),
+        "LAMBDA_RUNTIME_DIR": os.path.dirname(os.path.abspath(args.binary)),
+        "_HANDLER": "bootstrap",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_provided.al2023",
+        "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}",
+        "AWS_LAMBDA_FUNCTION_NAME": args.function,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_LAMBDA_LOG_FORMAT": "JSON",
+        "AWS_LAMBDA_LOG_LEVEL": "INFO",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{args.function}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "measure",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_SESSION_TOKEN": "test",
+        **secrets,
+    }
+    for pair in args.env:
+        name, _, value = pair.partition("=")
+        env[name] = value
+    return env
+
+
+# The function process alive now, killed on any exit (SIGTERM included).
+LIVE = set()
+
+
+def spawn(args, env, log):
+    started = time.monotonic()
+    process = subprocess.Popen([args.binary], env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                               cwd=env["LAMBDA_TASK_ROOT"])
+    LIVE.add(process)
+    return started, process
+
+
+def kill(runtime, process):
+    """Kills the process first, then releases its waiting /next, so it never sees a closed
+    connection (it would exit with an error and log it)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGKILL)
+    process.wait()
+    LIVE.discard(process)
+    runtime.stop_serving()
+
+
+def wait_for(runtime, process, condition, timeout):
+    """Waits until condition() holds (under the lock), the process exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    with runtime.lock:
+        while not condition():
+            if process.poll() is not None:
+                return "exited"
+            if runtime.init_error is not None:
+                return "init-error"
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return "timeout"
+            runtime.lock.wait(min(left, 0.05))
+    return "ok"
+
+
+def memory_kib(pid):
+    """VmHWM (peak resident set) and VmRSS of a live process, in KiB."""
+    figures = {}
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            if name in ("VmHWM", "VmRSS"):
+                figures[name] = int(value.split()[0])
+    return figures
+
+
+def cpu_ms(pid):
+    """User plus system CPU time the process has used so far, in ms."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def describe_failure(status, runtime, log_path):
+    detail = {"exited": "the process exited", "init-error": "the function reported an init error",
+              "timeout": "timed out"}[status]
+    if runtime.init_error:
+        detail += f": {runtime.init_error[:500]}"
+    return f"{detail} (log: {log_path})"
+
+
+def measure_init(args, runtime, env, log, log_path):
+    samples, problems = [], []
+    for _ in range(args.cold_starts):
+        runtime.reset(events=[])
+        started, process = spawn(args, env, log)
+        status = wait_for(runtime, process, lambda: runtime.first_next_at is not None, args.timeout)
+        if status == "ok":
+            samples.append((runtime.first_next_at - started) * 1000)
+        else:
+            problems.append(describe_failure(status, runtime, log_path))
+        kill(runtime, process)
+        if problems:
+            break
+    return samples, problems
+
+
+def measure_invocations(args, runtime, env, log, log_path, make_request, answer_ok):
+    nonce = uuid.uuid4().hex[:12]
+    events = [api_gateway_event(*make_request(i, nonce), request_number=i) for i in range(args.invocations)]
+    result = {"invocations": args.invocations, "ok": 0, "failures": [], "latencies_ms": []}
+    wrong = collections.Counter()
+    runtime.reset(events=events)
+    started, process = spawn(args, env, log)
+    try:
+        status = wait_for(runtime, process, lambda: runtime.first_next_at is not None, args.timeout)
+        if status != "ok":
+            result["failures"].append(describe_failure(status, runtime, log_path))
+            return result
+        result["rss_after_init_kib"] = memory_kib(process.pid)["VmRSS"]
+        cpu_after_init = result["init_cpu_ms"] = cpu_ms(process.pid)
+        status = wait_for(runtime, process, lambda: len(runtime.answers) >= len(events),
+                          args.timeout + args.invocations * 3.0)
+        if status != "ok":
+            result["failures"].append(
+                f"{describe_failure(status, runtime, log_path)} after {len(runtime.answers)} answers")
+        if process.poll() is None:
+            result["peak_rss_kib"] = memory_kib(process.pid)["VmHWM"]
+            result["cpu_ms_per_invocation"] = (cpu_ms(process.pid) - cpu_after_init) / max(1, len(runtime.answers))
+    finally:
+        kill(runtime, process)
+
+    with runtime.lock:
+        sent_at, answers = dict(runtime.sent_at), dict(runtime.answers)
+    first_sent = min(sent_at.values(), default=None)
+    last_answer = max((answer[0] for answer in answers.values()), default=None)
+    if first_sent is not None and last_answer is not None and last_answer > first_sent:
+        result["invocations_per_s"] = len(answers) / (last_answer - first_sent)
+    for request_id, (arrived, kind, body) in answers.items():
+        result["latencies_ms"].append((arrived - sent_at[request_id]) * 1000)
+        problem = check_answer(kind, body, answer_ok)
+        if problem is None:
+            result["ok"] += 1
+        else:
+            wrong[problem] += 1
+    result["failures"] += [f"{count} x {problem}" for problem, count in wrong.most_common(5)]
+    return result
+
+
+def check_answer(kind, body, answer_ok):
+    """None when the function answered 200 with the expected body, else what was wrong."""
+    text = body.decode(errors="replace")
+    if kind == "error":
+        return f"invocation error: {text[:300]}"
+    try:
+        response = json.loads(text)
+        status = response.get("statusCode")
+        payload = response.get("body") or ""
+        if response.get("isBase64Encoded"):
+            payload = base64.b64decode(payload).decode(errors="replace")
+        answer = json.loads(payload) if payload else None
+    except (ValueError, AttributeError) as error:
+        return f"unreadable response ({error}): {text[:300]}"
+    if status != 200 or not answer_ok(answer):
+        return f"status {status}: {payload[:300]}"
+    return None
+
+
+def log_lines_not_json(log_path):
+    count = 0
+    with open(log_path, encoding="utf-8", errors="replace") as log:
+        for line in log:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                json.loads(line)
+            except ValueError:
+                count += 1
+    return count
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--binary", required=True, help="the function's bootstrap executable")
+    parser.add_argument("--function", required=True, choices=sorted(PROFILES), help="which function it is")
+    parser.add_argument("--cold-starts", type=int, default=20)
+    parser.add_argument("--invocations", type=int, default=1000)
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the first /next")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="configuration for the function, e.g. EVENTS_TABLE=events (repeatable)")
+    parser.add_argument("--log", required=True, help="file that receives the function's stdout and stderr")
+    args = parser.parse_args()
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        return measure(args)
+    finally:
+        for process in list(LIVE):
+            process.kill()
+            process.wait()
+
+
+def measure(args):
+    secrets, make_request, answer_ok, expected = PROFILES[args.function]
+    os.environ["MEASURE_FUNCTION"] = args.function
+    runtime = Runtime()
+    server = Server(("127.0.0.1", 0), make_handler(runtime))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = function_env(args, server.server_address[1], secrets)
+
+    summary = {"function": args.function, "expected_answer": expected, "problems": []}
+    with open(args.log, "ab") as log:
+        print(f"  {args.function}: {args.cold_starts} cold starts ...", file=sys.stderr)
+        samples, problems = measure_init(args, runtime, env, log, args.log)
+        summary["problems"] += problems
+        if samples:
+            summary["init_ms"] = {"median": statistics.median(samples), "min": min(samples), "max": max(samples),
+                                  "samples": len(samples)}
+        if not problems and args.invocations > 0:
+            print(f"  {args.function}: {args.invocations} invocations ...", file=sys.stderr)
+            run = measure_invocations(args, runtime, env, log, args.log, make_request, answer_ok)
+            latencies = run.pop("latencies_ms")
+            summary["problems"] += run.pop("failures")
+            if latencies:
+                run["latency_ms"] = {"p50": percentile(latencies, 0.50), "p99": percentile(latencies, 0.99),
+                                     "max": max(latencies)}
+            summary.update(run)
+    server.shutdown()
+    summary["log_lines_not_json"] = log_lines_not_json(args.log)
+    print(json.dumps(summary))
+    complete = not summary["problems"] and summary.get("ok") == args.invocations
+    return 0 if complete else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
