@@ -132,7 +132,10 @@ pub struct Event {
     pub metadata: Map<String, Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
-    /// The provider's event exactly as received, so it can be re-normalized later.
+    /// The provider's event exactly as received, so it can be re-normalized later. Not
+    /// serialized with the other attributes: the store writes it in its own (compressed)
+    /// encoding, and copying up to megabytes of inbound mail twice would be wasted work.
+    #[serde(skip_serializing, default)]
     pub raw: String,
 }
 

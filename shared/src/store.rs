@@ -85,7 +85,8 @@ impl DynamoStore {
         Ok(DynamoStore::new(Client::new(&sdk_config().await), table, retention_days))
     }
 
-    /// The item for one event: its attributes plus the table's keys and TTL.
+    /// The item for one event: its attributes, `raw` in its stored encoding, the table's keys
+    /// and TTL.
     pub fn item(&self, event: &Event) -> Result<Item, StoreError> {
         let mut item: Item = serde_dynamo::to_item(event)
             .map_err(|source| StoreError::Encode { event_id: event.event_id.clone(), source })?;

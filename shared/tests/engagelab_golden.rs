@@ -299,10 +299,11 @@ fn an_empty_object_is_one_unknown_event() {
     assert_eq!(event.occurred_at, received_at());
     assert_eq!(event.raw, "{}");
     assert!(event.metadata.is_empty());
+    // `raw` (checked above) is written by the store in its own encoding, not serialized here.
     let stored = serde_json::to_value(&event).unwrap();
     let attributes: Vec<&str> = stored.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(attributes.len(), 6, "{attributes:?}");
-    for always_there in ["event_id", "provider", "event_type", "occurred_at", "received_at", "raw"] {
+    assert_eq!(attributes.len(), 5, "{attributes:?}");
+    for always_there in ["event_id", "provider", "event_type", "occurred_at", "received_at"] {
         assert!(attributes.contains(&always_there), "{always_there}");
     }
 }
