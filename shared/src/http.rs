@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use chrono::Utc;
 use lambda_http::http::{Method, StatusCode};
+use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use serde_json::json;
@@ -18,6 +19,7 @@ use crate::providers::{Env, PayloadError, Provider};
 use crate::query::{EventQuery, ParameterError};
 use crate::reader::{EventPage, EventReader, ReadError};
 use crate::store::{EventStore, StoreError, StoredCounts};
+use crate::suppression::{address_from_path, ListQuery, SuppressionError, SuppressionList};
 
 /// Lambda's own request payload limit; a larger body could never have been delivered whole.
 pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
@@ -38,6 +40,10 @@ pub enum HttpError {
     BadParameter(#[from] ParameterError),
     #[error("storage unavailable")]
     Read(#[from] ReadError),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("storage unavailable")]
+    Suppressions(#[from] SuppressionError),
 }
 
 impl HttpError {
@@ -50,6 +56,8 @@ impl HttpError {
             HttpError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
             HttpError::BadParameter(_) => StatusCode::BAD_REQUEST,
             HttpError::Read(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            HttpError::NotFound(_) => StatusCode::NOT_FOUND,
+            HttpError::Suppressions(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -157,7 +165,7 @@ impl<S: EventStore> WebhookReceiver<S> {
     }
 }
 
-/// The setting holding the bearer token of `GET /events`.
+/// The setting holding the bearer token of `GET /events` and `/suppressions`.
 pub const EVENTS_API_TOKEN: &str = "EVENTS_API_TOKEN";
 
 /// What a configured token allows: checking requests, and signing and checking cursors.
@@ -239,4 +247,153 @@ struct EventsAnswer {
     events: Vec<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_cursor: Option<String>,
+}
+
+/// Who lifted a suppression, when the caller says so; else the caller's address is recorded.
+pub const ACTOR_HEADER: &str = "x-mailhooks-actor";
+
+/// What a suppressions request asks for.
+enum SuppressionRequest {
+    List(ListQuery),
+    Status(String),
+    Lift { email: String, lifted_by: String },
+}
+
+impl SuppressionRequest {
+    /// For the log line: never the address.
+    fn kind(&self) -> &'static str {
+        match self {
+            SuppressionRequest::List(_) => "list",
+            SuppressionRequest::Status(_) => "status",
+            SuppressionRequest::Lift { .. } => "lift",
+        }
+    }
+}
+
+/// `GET /suppressions`, `GET /suppressions/{email}`, `DELETE /suppressions/{email}`, with the
+/// bearer token of `GET /events`.
+pub struct SuppressionsApi {
+    access: Option<ReadAccess>,
+    list: SuppressionList,
+}
+
+impl SuppressionsApi {
+    pub fn new(token: Option<BearerToken>, list: SuppressionList) -> Self {
+        if token.is_none() {
+            tracing::error!("{EVENTS_API_TOKEN} is not set: every request will be refused with 401");
+        }
+        let access = token.map(|token| ReadAccess { cursor_key: CursorKey::derived_from(&token), token });
+        SuppressionsApi { access, list }
+    }
+
+    pub fn from_env(env: Env<'_>, list: SuppressionList) -> Self {
+        Self::new(BearerToken::from_env(env, EVENTS_API_TOKEN), list)
+    }
+
+    /// Answers every request, logged as one line without the token or the address.
+    pub async fn handle(&self, request: Request) -> Result<Response<Body>, Infallible> {
+        let started = Instant::now();
+        let (kind, outcome) = match self.admit(&request) {
+            Ok((asked, cursor_key)) => (Some(asked.kind()), self.answer(asked, cursor_key).await),
+            Err(error) => (None, Err(error)),
+        };
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let response = match outcome {
+            Ok(answer) => {
+                tracing::info!(request = kind, status = 200, elapsed_ms, "suppressions answered");
+                json_response(StatusCode::OK, &answer)
+            }
+            Err(error) => {
+                let status = error.status().as_u16();
+                match &error {
+                    HttpError::Suppressions(cause) => {
+                        tracing::error!(request = kind, status, elapsed_ms, error = %cause, "suppressions failed")
+                    }
+                    _ => tracing::warn!(request = kind, status, elapsed_ms, error = %error, "suppressions refused"),
+                }
+                error.into_response()
+            }
+        };
+        Ok(response)
+    }
+
+    fn admit<'a>(&'a self, request: &Request) -> Result<(SuppressionRequest, &'a CursorKey), HttpError> {
+        let access = self.access.as_ref().ok_or(AuthError::ReadingNotConfigured)?;
+        let email = email_in_path(request)?;
+        if !matches!((request.method(), &email), (&Method::GET, _) | (&Method::DELETE, Some(_))) {
+            return Err(HttpError::MethodNotAllowed(request.method().clone()));
+        }
+        access.token.verify(request.headers())?;
+        let asked = match (email, request.method() == Method::DELETE) {
+            (None, _) => {
+                let parameters = request.query_string_parameters();
+                let pairs = parameters.iter().map(|(name, value)| (name, value));
+                SuppressionRequest::List(ListQuery::from_parameters(pairs, &access.cursor_key)?)
+            }
+            (Some(email), false) => SuppressionRequest::Status(email),
+            (Some(email), true) => SuppressionRequest::Lift { email, lifted_by: actor(request) },
+        };
+        Ok((asked, &access.cursor_key))
+    }
+
+    async fn answer(&self, asked: SuppressionRequest, cursor_key: &CursorKey) -> Result<serde_json::Value, HttpError> {
+        Ok(match asked {
+            SuppressionRequest::List(query) => json!(self.list.list(&query, cursor_key).await?),
+            SuppressionRequest::Status(email) => self.list.status(&email).await?,
+            SuppressionRequest::Lift { email, lifted_by } => self
+                .list
+                .lift(&email, &lifted_by, Utc::now())
+                .await?
+                .ok_or_else(|| HttpError::NotFound(format!("{email} is not suppressed")))?,
+        })
+    }
+}
+
+/// `None` for `/suppressions`, the address for `/suppressions/{email}`; any other path is 404.
+/// API Gateway hands the address over as the `email` path parameter; without one (a Function
+/// URL, a local run) it is the path segment after `suppressions`.
+fn email_in_path(request: &Request) -> Result<Option<String>, HttpError> {
+    let segment = match request.path_parameters_ref().and_then(|parameters| parameters.first("email")) {
+        Some(email) => Some(email.to_owned()),
+        None => {
+            let path = request.uri().path();
+            let tail = path
+                .split_once("/suppressions")
+                .map(|(_, tail)| tail)
+                .ok_or_else(|| HttpError::NotFound(format!("no such path {path}")))?;
+            match tail.trim_end_matches('/') {
+                "" => None,
+                tail => Some(tail.strip_prefix('/').ok_or_else(|| HttpError::NotFound(format!("no such path {path}")))?.to_owned()),
+            }
+        }
+    };
+    segment
+        .map(|segment| {
+            let decoded = percent_encoding::percent_decode_str(&segment).decode_utf8_lossy();
+            address_from_path(&decoded).ok_or_else(|| {
+                HttpError::BadParameter(ParameterError::Invalid {
+                    name: "email",
+                    expected: "an email address, such as /suppressions/jane@example.com".to_owned(),
+                })
+            })
+        })
+        .transpose()
+}
+
+/// The `X-Mailhooks-Actor` header, else the caller's source address.
+fn actor(request: &Request) -> String {
+    if let Some(named) = request.headers().get(ACTOR_HEADER).and_then(|value| value.to_str().ok()) {
+        if !named.trim().is_empty() {
+            return named.trim().to_owned();
+        }
+    }
+    let source_ip = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.http.source_ip.clone(),
+        Some(RequestContext::ApiGatewayV1(context)) => context.identity.source_ip.clone(),
+        _ => None,
+    };
+    match source_ip {
+        Some(ip) => format!("bearer token from {ip}"),
+        None => "bearer token".to_owned(),
+    }
 }

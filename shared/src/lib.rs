@@ -9,3 +9,4 @@ pub mod http;
 pub mod query;
 pub mod reader;
 pub mod store;
+pub mod suppression;

@@ -49,8 +49,8 @@ pub enum ParameterError {
     Invalid { name: &'static str, expected: String },
     #[error("{0} is given more than once")]
     Repeated(&'static str),
-    #[error("unknown parameter {0:?}; the parameters are {list}", list = PARAMETERS.join(", "))]
-    Unknown(String),
+    #[error("unknown parameter {name:?}; the parameters are {list}", list = known.join(", "))]
+    Unknown { name: String, known: &'static [&'static str] },
     #[error("cursor {0}")]
     Cursor(#[from] CursorError),
 }
@@ -170,7 +170,7 @@ impl<'a> Parameters<'a> {
     fn checked(map: &'a QueryMap) -> Result<Self, ParameterError> {
         // A misspelt `since` silently ignored would answer a different question than was asked.
         if let Some(unknown) = map.iter().map(|(name, _)| name).filter(|name| !PARAMETERS.contains(name)).min() {
-            return Err(ParameterError::Unknown(unknown.to_owned()));
+            return Err(ParameterError::Unknown { name: unknown.to_owned(), known: &PARAMETERS });
         }
         if let Some(repeated) = PARAMETERS.into_iter().find(|name| map.all(name).is_some_and(|all| all.len() > 1)) {
             return Err(ParameterError::Repeated(repeated));
@@ -261,7 +261,7 @@ fn sort_key_range(parameters: &Parameters<'_>) -> Result<SortKeyRange, Parameter
 }
 
 /// An RFC 3339 time with any offset, as the UTC millisecond text of the sort keys.
-fn sort_key_time(name: &'static str, text: &str) -> Result<String, ParameterError> {
+pub(crate) fn sort_key_time(name: &'static str, text: &str) -> Result<String, ParameterError> {
     let expected = "an RFC 3339 time such as 2024-05-01T00:00:00Z or 2024-05-01T02:00:00+02:00 (in a URL, + is %2B)";
     let at = DateTime::parse_from_rfc3339(text).map_err(|_| invalid(name, expected))?.to_utc();
     let at = round_up_to_millis(at);
@@ -283,7 +283,7 @@ fn round_up_to_millis(at: DateTime<Utc>) -> DateTime<Utc> {
     }
 }
 
-fn parse_limit(text: &str) -> Result<usize, ParameterError> {
+pub(crate) fn parse_limit(text: &str) -> Result<usize, ParameterError> {
     text.parse::<usize>()
         .ok()
         .filter(|limit| (1..=MAX_LIMIT).contains(limit))

@@ -15,8 +15,10 @@ use aws_sdk_dynamodb::Client;
 use futures_util::stream::{self, StreamExt};
 
 use crate::auth::ConfigError;
+use crate::suppression::SuppressionError;
 use crate::event::{format_timestamp, Event};
 use crate::providers::Env;
+use crate::suppression::{soft_bounce_threshold_from_env, SuppressionWriter, DEFAULT_SOFT_BOUNCE_THRESHOLD};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -49,6 +51,8 @@ pub enum StoreError {
     },
     #[error("writing event {event_id} failed: {cause}")]
     Write { event_id: String, cause: String },
+    #[error(transparent)]
+    Suppression(#[from] SuppressionError),
 }
 
 /// Where events go. The webhook handlers depend on this, not on DynamoDB.
@@ -58,20 +62,30 @@ pub trait EventStore: Send + Sync {
     fn put_events(&self, events: &[Event]) -> impl Future<Output = Result<StoredCounts, StoreError>> + Send;
 }
 
-/// The events table: one item per event, written only if absent.
+/// The events table: one item per event, written only if absent, and the suppressions the
+/// events call for.
 #[derive(Clone, Debug)]
 pub struct DynamoStore {
     client: Client,
     table: String,
     retention_days: u32,
+    suppressions: SuppressionWriter,
 }
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>, retention_days: u32) -> Self {
-        DynamoStore { client, table: table.into(), retention_days }
+        let table = table.into();
+        let suppressions = SuppressionWriter::new(client.clone(), table.clone(), DEFAULT_SOFT_BOUNCE_THRESHOLD);
+        DynamoStore { client, table, retention_days, suppressions }
     }
 
-    /// `EVENTS_TABLE` and `RETENTION_DAYS` from `env`; region, credentials and endpoint
+    /// Soft bounces of distinct messages that suppress a recipient.
+    pub fn with_soft_bounce_threshold(mut self, threshold: u32) -> Self {
+        self.suppressions = SuppressionWriter::new(self.client.clone(), self.table.clone(), threshold);
+        self
+    }
+
+    /// `EVENTS_TABLE`, `RETENTION_DAYS` and `SOFT_BOUNCE_THRESHOLD` from `env`; region, credentials and endpoint
     /// (`AWS_ENDPOINT_URL_DYNAMODB` for a local DynamoDB) from the standard AWS chain.
     pub async fn from_env(env: Env<'_>) -> Result<Self, ConfigError> {
         let table = events_table_from_env(env)?;
@@ -82,7 +96,8 @@ impl DynamoStore {
                 expected: "a whole number of days (0 keeps events forever)",
             })?,
         };
-        Ok(DynamoStore::new(Client::new(&sdk_config().await), table, retention_days))
+        let threshold = soft_bounce_threshold_from_env(env)?;
+        Ok(DynamoStore::new(Client::new(&sdk_config().await), table, retention_days).with_soft_bounce_threshold(threshold))
     }
 
     /// The item for one event: its attributes, `raw` in its stored encoding, the table's keys
@@ -130,12 +145,20 @@ impl DynamoStore {
             }),
         }
     }
+
+    /// Stores one event, then applies what it does to its recipient's suppression. A
+    /// duplicate is applied too: the request that first stored it may have failed before.
+    async fn store(&self, event: &Event) -> Result<bool, StoreError> {
+        let written = self.put_if_absent(event).await?;
+        self.suppressions.record(event).await?;
+        Ok(written)
+    }
 }
 
 impl EventStore for DynamoStore {
     async fn put_events(&self, events: &[Event]) -> Result<StoredCounts, StoreError> {
         // Every put runs to completion even when one fails, so a retry has less left to do.
-        let puts: Vec<_> = events.iter().map(|event| self.put_if_absent(event)).collect();
+        let puts: Vec<_> = events.iter().map(|event| self.store(event)).collect();
         let outcomes: Vec<Result<bool, StoreError>> =
             stream::iter(puts).buffer_unordered(CONCURRENT_PUTS).collect().await;
         let mut counts = StoredCounts::default();

@@ -27,9 +27,16 @@ async fn call<S: EventStore>(receiver: &WebhookReceiver<S>, request: Request) ->
     (status, body)
 }
 
+/// Every event item (`MSG#` keys; suppression items share the table).
 async fn all_items(local: &LocalDynamo, table: &str) -> Vec<HashMap<String, AttributeValue>> {
+    all_items_under(local, table, "MSG#").await
+}
+
+async fn all_items_under(local: &LocalDynamo, table: &str, pk_prefix: &str) -> Vec<HashMap<String, AttributeValue>> {
     let output = local.client().scan().table_name(table).send().await.expect("scan works");
-    output.items.unwrap_or_default()
+    let mut items = output.items.unwrap_or_default();
+    items.retain(|item| text(item, "pk").is_some_and(|pk| pk.starts_with(pk_prefix)));
+    items
 }
 
 fn text<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
@@ -57,6 +64,19 @@ async fn every_sample_event_is_stored_once_with_its_attributes() {
                 .find(|item| text(item, "event_id") == Some(&event.event_id))
                 .unwrap_or_else(|| panic!("{}: event {} not stored", sample.name(), event.event_id));
             assert_item_matches(item, event, sample.name());
+        }
+        // Hard bounces, complaints, unsubscribes and invalid addresses suppress at once.
+        let suppressions = all_items_under(local, &table, "SUPP#").await;
+        let suppresses_at_once = |event: &mailhooks::event::Event| {
+            matches!(mailhooks::suppression::trigger(event), Some(mailhooks::suppression::Trigger::Suppress(_)))
+        };
+        for event in &expected {
+            let recipient = event.recipient.as_deref().unwrap_or_default();
+            let suppresses =
+                expected.iter().any(|other| other.recipient.as_deref() == Some(recipient) && suppresses_at_once(other));
+            let suppression = suppressions.iter().find(|item| text(item, "recipient") == Some(recipient));
+            let suppressed = suppression.and_then(|item| item.get("suppressed")) == Some(&AttributeValue::Bool(true));
+            assert_eq!(suppressed, suppresses, "{}: suppression of {recipient}", sample.name());
         }
     }
 }

@@ -62,7 +62,8 @@ impl LocalDynamo {
                      server.wait()\n";
         let child = Command::new(tool("python3"))
             .args(["-c", guard])
-            .arg(tool("moto_server"))
+            .arg(tool("python3"))
+            .arg(repo_root().join("scripts/moto-server"))
             .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
             .stdin(Stdio::piped())
             .spawn()

@@ -1,0 +1,723 @@
+//! The suppression list: whom to stop mailing, derived from events as they are stored.
+//!
+//! A recipient is suppressed by a hard bounce, a complaint, an unsubscribe, a rejection for
+//! an invalid address, or by [`DEFAULT_SOFT_BOUNCE_THRESHOLD`] soft bounces of distinct
+//! messages. One item per recipient (`pk = SUPP#{recipient}`, `sk = SUPP`) records why and
+//! since when; it is written in the same request as the triggering event, with conditional
+//! updates that make a retried request change nothing. Later deliveries or opens never lift
+//! a suppression: only [`SuppressionList::lift`] does, and it records who and when.
+//!
+//! While suppressed, the item carries `gsi3pk = SUPP` and `gsi3sk = {since}#{recipient}`, the
+//! keys of the sparse `by_suppression` index that lists suppressions without a Scan.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::auth::ConfigError;
+use crate::cursor::{CursorKey, ItemKey, LaneCursor, QueryBinding};
+use crate::event::{format_timestamp, BounceType, Event, EventType};
+use crate::providers::Env;
+use crate::query::{parse_limit, sort_key_time, ParameterError, DEFAULT_LIMIT};
+use crate::store::Item;
+
+/// Soft bounces of distinct messages that suppress a recipient, unless `SOFT_BOUNCE_THRESHOLD`
+/// says otherwise.
+pub const DEFAULT_SOFT_BOUNCE_THRESHOLD: u32 = 3;
+pub const SOFT_BOUNCE_THRESHOLD: &str = "SOFT_BOUNCE_THRESHOLD";
+pub const SUPPRESSION_INDEX: &str = "by_suppression";
+/// The one partition of the `by_suppression` index. New suppressions are rare next to events
+/// (a bounce wave of a large campaign is still far below one partition's 1,000 writes per
+/// second), and one partition keeps the list in `since` order without merging shards.
+const LIST_PARTITION: &str = "SUPP";
+const SORT_KEY: &str = "SUPP";
+/// Longest address accepted in a URL (RFC 5321's path limit).
+const MAX_ADDRESS_BYTES: usize = 320;
+/// Longest `lifted_by` kept.
+const MAX_ACTOR_CHARS: usize = 200;
+/// The parameters of `GET /suppressions`.
+pub const LIST_PARAMETERS: [&str; 3] = ["since", "limit", "cursor"];
+const CURSOR_PURPOSE: &str = "suppressions";
+
+/// Why a recipient is suppressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    HardBounce,
+    Complained,
+    Unsubscribed,
+    InvalidAddress,
+    SoftBounces,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::HardBounce => "hard_bounce",
+            Reason::Complained => "complained",
+            Reason::Unsubscribed => "unsubscribed",
+            Reason::InvalidAddress => "invalid_address",
+            Reason::SoftBounces => "soft_bounces",
+        }
+    }
+}
+
+/// What an event does to its recipient's suppression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// Suppress now.
+    Suppress(Reason),
+    /// Count towards the soft-bounce threshold.
+    SoftBounce,
+}
+
+/// The trigger an event is, if any; events without a recipient suppress no one.
+pub fn trigger(event: &Event) -> Option<Trigger> {
+    event.recipient.as_ref()?;
+    match event.event_type {
+        EventType::Bounced if event.bounce_type == Some(BounceType::Hard) => Some(Trigger::Suppress(Reason::HardBounce)),
+        // A bounce of unknown kind counts as soft: a transient failure must not suppress at once.
+        EventType::Bounced => Some(Trigger::SoftBounce),
+        EventType::Complained => Some(Trigger::Suppress(Reason::Complained)),
+        EventType::Unsubscribed => Some(Trigger::Suppress(Reason::Unsubscribed)),
+        EventType::Rejected if rejects_the_address(event) => Some(Trigger::Suppress(Reason::InvalidAddress)),
+        _ => None,
+    }
+}
+
+/// EngageLab names invalid addresses `invalid_email`; the others say so in the reason. A
+/// rejection because the provider's own list suppresses the address says nothing about it.
+fn rejects_the_address(event: &Event) -> bool {
+    if event.provider_event.as_deref() == Some("invalid_email") {
+        return true;
+    }
+    let Some(reason) = event.reason.as_deref() else { return false };
+    let reason = reason.to_lowercase();
+    reason.contains("invalid")
+        && ["address", "email", "recipient", "mailbox"].iter().any(|subject| reason.contains(subject))
+}
+
+pub fn suppression_pk(recipient: &str) -> String {
+    format!("SUPP#{recipient}")
+}
+
+fn key(recipient: &str) -> Item {
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(suppression_pk(recipient))),
+        ("sk".to_owned(), AttributeValue::S(SORT_KEY.to_owned())),
+    ])
+}
+
+/// `SOFT_BOUNCE_THRESHOLD` from `env`, [`DEFAULT_SOFT_BOUNCE_THRESHOLD`] when unset.
+pub fn soft_bounce_threshold_from_env(env: Env<'_>) -> Result<u32, ConfigError> {
+    match env(SOFT_BOUNCE_THRESHOLD).as_deref().map(str::trim) {
+        None | Some("") => Ok(DEFAULT_SOFT_BOUNCE_THRESHOLD),
+        Some(text) => text.parse::<u32>().ok().filter(|threshold| (1..=100).contains(threshold)).ok_or(
+            ConfigError::Invalid { name: SOFT_BOUNCE_THRESHOLD, expected: "a whole number of soft bounces from 1 to 100" },
+        ),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SuppressionError {
+    #[error("updating the suppression of event {event_id} failed: {cause}")]
+    Write { event_id: String, cause: String },
+    #[error("reading a suppression failed: {0}")]
+    Read(String),
+    #[error("a suppression item has no text {0}")]
+    Malformed(&'static str),
+}
+
+/// The conditional update that failed its condition is how DynamoDB says "already done".
+fn already_applied<R>(error: &SdkError<UpdateItemError, R>) -> bool {
+    matches!(error, SdkError::ServiceError(failure) if matches!(failure.err(), UpdateItemError::ConditionalCheckFailedException(_)))
+}
+
+/// Names every attribute through `#name`: several (`reason`, `since`...) are reserved words.
+fn names(attributes: &[&str]) -> HashMap<String, String> {
+    attributes.iter().map(|name| (format!("#{name}"), (*name).to_owned())).collect()
+}
+
+/// The suppression writes of the webhook functions: `UpdateItem` and `GetItem`, on `SUPP#` keys only.
+#[derive(Clone, Debug)]
+pub struct SuppressionWriter {
+    client: Client,
+    table: String,
+    soft_bounce_threshold: u32,
+}
+
+impl SuppressionWriter {
+    pub fn new(client: Client, table: impl Into<String>, soft_bounce_threshold: u32) -> Self {
+        SuppressionWriter { client, table: table.into(), soft_bounce_threshold }
+    }
+
+    /// Applies what `event` does to its recipient's suppression; a retry changes nothing.
+    pub async fn record(&self, event: &Event) -> Result<(), SuppressionError> {
+        let (Some(trigger), Some(recipient)) = (trigger(event), event.recipient.as_deref()) else { return Ok(()) };
+        match trigger {
+            Trigger::Suppress(reason) => self.suppress(recipient, reason, event).await,
+            Trigger::SoftBounce => {
+                let soft_bounces = self.count_soft_bounce(recipient, event).await?;
+                if soft_bounces.is_some_and(|count| count >= self.soft_bounce_threshold) {
+                    self.suppress_after_soft_bounces(recipient, event).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn write_error(event: &Event, error: impl std::error::Error + 'static) -> SuppressionError {
+        SuppressionError::Write { event_id: event.event_id.clone(), cause: DisplayErrorContext(error).to_string() }
+    }
+
+    /// Starts a suppression, or adds `event` to the one in force. The event's id goes into
+    /// `counted_event_ids`, so its retry is refused by the condition, also after a lift.
+    /// Providers deliver out of order: an event older than the recorded first trigger becomes
+    /// the first (with its reason and time), and only a newer one becomes the latest.
+    async fn suppress(&self, recipient: &str, reason: Reason, event: &Event) -> Result<(), SuppressionError> {
+        let at = event.occurred_at_text();
+        let list_sk = format!("{at}#{recipient}");
+        let outcome = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(recipient)))
+            .update_expression(
+                "SET #recipient = :recipient, #suppressed = :true, #reason = if_not_exists(#reason, :reason), \
+                 #provider = if_not_exists(#provider, :provider), #since = if_not_exists(#since, :at), \
+                 #first_event_id = if_not_exists(#first_event_id, :event_id), \
+                 #first_event_at = if_not_exists(#first_event_at, :at), \
+                 #latest_event_id = if_not_exists(#latest_event_id, :event_id), \
+                 #latest_event_at = if_not_exists(#latest_event_at, :at), \
+                 #gsi3pk = :list, #gsi3sk = if_not_exists(#gsi3sk, :list_sk), #updated_at = :now \
+                 ADD #counted_event_ids :event_ids",
+            )
+            .condition_expression("NOT contains(#counted_event_ids, :event_id)")
+            .set_expression_attribute_names(Some(names(&[
+                "recipient",
+                "suppressed",
+                "reason",
+                "provider",
+                "since",
+                "first_event_id",
+                "first_event_at",
+                "latest_event_id",
+                "latest_event_at",
+                "gsi3pk",
+                "gsi3sk",
+                "updated_at",
+                "counted_event_ids",
+            ])))
+            .set_expression_attribute_values(Some(HashMap::from([
+                (":recipient".to_owned(), AttributeValue::S(recipient.to_owned())),
+                (":true".to_owned(), AttributeValue::Bool(true)),
+                (":reason".to_owned(), AttributeValue::S(reason.as_str().to_owned())),
+                (":provider".to_owned(), AttributeValue::S(event.provider.clone())),
+                (":at".to_owned(), AttributeValue::S(at.clone())),
+                (":event_id".to_owned(), AttributeValue::S(event.event_id.clone())),
+                (":event_ids".to_owned(), AttributeValue::Ss(vec![event.event_id.clone()])),
+                (":list".to_owned(), AttributeValue::S(LIST_PARTITION.to_owned())),
+                (":list_sk".to_owned(), AttributeValue::S(list_sk.clone())),
+                (":now".to_owned(), AttributeValue::S(format_timestamp(Utc::now()))),
+            ])))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        let item = match outcome {
+            Ok(output) => output.attributes.unwrap_or_default(),
+            Err(error) if already_applied(&error) => return Ok(()),
+            Err(error) => return Err(Self::write_error(event, error)),
+        };
+        if text(&item, "first_event_at").is_some_and(|first| first > at.as_str()) {
+            self.move_first_back(recipient, reason, event, &at, &list_sk).await?;
+        }
+        if text(&item, "latest_event_at").is_some_and(|latest| latest < at.as_str()) {
+            self.move_latest_on(recipient, event, &at).await?;
+        }
+        Ok(())
+    }
+
+    /// Makes `event` the first trigger, unless an even earlier one got there in between.
+    async fn move_first_back(
+        &self,
+        recipient: &str,
+        reason: Reason,
+        event: &Event,
+        at: &str,
+        list_sk: &str,
+    ) -> Result<(), SuppressionError> {
+        let outcome = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(recipient)))
+            .update_expression(
+                "SET #reason = :reason, #provider = :provider, #since = :at, #first_event_id = :event_id, \
+                 #first_event_at = :at, #gsi3sk = :list_sk",
+            )
+            .condition_expression("#suppressed = :true AND #first_event_at > :at")
+            .set_expression_attribute_names(Some(names(&[
+                "reason",
+                "provider",
+                "since",
+                "first_event_id",
+                "first_event_at",
+                "gsi3sk",
+                "suppressed",
+            ])))
+            .set_expression_attribute_values(Some(HashMap::from([
+                (":reason".to_owned(), AttributeValue::S(reason.as_str().to_owned())),
+                (":provider".to_owned(), AttributeValue::S(event.provider.clone())),
+                (":at".to_owned(), AttributeValue::S(at.to_owned())),
+                (":event_id".to_owned(), AttributeValue::S(event.event_id.clone())),
+                (":list_sk".to_owned(), AttributeValue::S(list_sk.to_owned())),
+                (":true".to_owned(), AttributeValue::Bool(true)),
+            ])))
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(()),
+            Err(error) if already_applied(&error) => Ok(()),
+            Err(error) => Err(Self::write_error(event, error)),
+        }
+    }
+
+    /// Makes `event` the latest trigger, unless a later one got there in between.
+    async fn move_latest_on(&self, recipient: &str, event: &Event, at: &str) -> Result<(), SuppressionError> {
+        let outcome = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(recipient)))
+            .update_expression("SET #latest_event_id = :event_id, #latest_event_at = :at")
+            .condition_expression("#latest_event_at < :at")
+            .set_expression_attribute_names(Some(names(&["latest_event_id", "latest_event_at"])))
+            .set_expression_attribute_values(Some(HashMap::from([
+                (":event_id".to_owned(), AttributeValue::S(event.event_id.clone())),
+                (":at".to_owned(), AttributeValue::S(at.to_owned())),
+            ])))
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(()),
+            Err(error) if already_applied(&error) => Ok(()),
+            Err(error) => Err(Self::write_error(event, error)),
+        }
+    }
+
+    /// Adds the bounced message to the recipient's soft bounces; the count of distinct
+    /// messages, or `None` when the recipient is suppressed already. A provider retrying the
+    /// message or the callback bounces the same message again, which the set counts once.
+    async fn count_soft_bounce(&self, recipient: &str, event: &Event) -> Result<Option<u32>, SuppressionError> {
+        let bounced_message = match &event.message_id {
+            Some(message_id) => format!("{}#{message_id}", event.provider),
+            None => format!("~{}", event.event_id),
+        };
+        let outcome = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(recipient)))
+            .update_expression(
+                "SET #recipient = :recipient, #updated_at = :now ADD #soft_bounces :message, #counted_event_ids :event_ids",
+            )
+            .condition_expression("NOT contains(#counted_event_ids, :event_id)")
+            .set_expression_attribute_names(Some(names(&["recipient", "updated_at", "soft_bounces", "counted_event_ids"])))
+            .set_expression_attribute_values(Some(HashMap::from([
+                (":recipient".to_owned(), AttributeValue::S(recipient.to_owned())),
+                (":now".to_owned(), AttributeValue::S(format_timestamp(Utc::now()))),
+                (":message".to_owned(), AttributeValue::Ss(vec![bounced_message])),
+                (":event_id".to_owned(), AttributeValue::S(event.event_id.clone())),
+                (":event_ids".to_owned(), AttributeValue::Ss(vec![event.event_id.clone()])),
+            ])))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        let item = match outcome {
+            Ok(output) => output.attributes.unwrap_or_default(),
+            // Counted before: this is a retry, which may have been cut off before the
+            // suppression that the count called for, so the count is read again.
+            Err(error) if already_applied(&error) => self.item(recipient).await?.unwrap_or_default(),
+            Err(error) => return Err(Self::write_error(event, error)),
+        };
+        if item.contains_key("reason") {
+            return Ok(None);
+        }
+        let count = item.get("soft_bounces").and_then(|set| set.as_ss().ok()).map_or(0, Vec::len);
+        Ok(Some(u32::try_from(count).unwrap_or(u32::MAX)))
+    }
+
+    /// Suppresses for soft bounces unless a suppression is in force; the condition re-checks
+    /// the count, so a lift in between is not undone.
+    async fn suppress_after_soft_bounces(&self, recipient: &str, event: &Event) -> Result<(), SuppressionError> {
+        let at = event.occurred_at_text();
+        let outcome = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(recipient)))
+            .update_expression(
+                "SET #suppressed = :true, #reason = :reason, #provider = :provider, #since = :at, \
+                 #first_event_id = :event_id, #first_event_at = :at, #latest_event_id = :event_id, \
+                 #latest_event_at = :at, #gsi3pk = :list, #gsi3sk = :list_sk, #updated_at = :now",
+            )
+            .condition_expression("attribute_not_exists(#reason) AND size(#soft_bounces) >= :threshold")
+            .set_expression_attribute_names(Some(names(&[
+                "suppressed",
+                "reason",
+                "provider",
+                "since",
+                "first_event_id",
+                "first_event_at",
+                "latest_event_id",
+                "latest_event_at",
+                "gsi3pk",
+                "gsi3sk",
+                "updated_at",
+                "soft_bounces",
+            ])))
+            .set_expression_attribute_values(Some(HashMap::from([
+                (":true".to_owned(), AttributeValue::Bool(true)),
+                (":reason".to_owned(), AttributeValue::S(Reason::SoftBounces.as_str().to_owned())),
+                (":provider".to_owned(), AttributeValue::S(event.provider.clone())),
+                (":at".to_owned(), AttributeValue::S(at.clone())),
+                (":event_id".to_owned(), AttributeValue::S(event.event_id.clone())),
+                (":list".to_owned(), AttributeValue::S(LIST_PARTITION.to_owned())),
+                (":list_sk".to_owned(), AttributeValue::S(format!("{at}#{recipient}"))),
+                (":now".to_owned(), AttributeValue::S(format_timestamp(Utc::now()))),
+                (":threshold".to_owned(), AttributeValue::N(self.soft_bounce_threshold.to_string())),
+            ])))
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(()),
+            Err(error) if already_applied(&error) => Ok(()),
+            Err(error) => Err(Self::write_error(event, error)),
+        }
+    }
+
+    async fn item(&self, recipient: &str) -> Result<Option<Item>, SuppressionError> {
+        get_item(&self.client, &self.table, recipient).await
+    }
+}
+
+async fn get_item(client: &Client, table: &str, recipient: &str) -> Result<Option<Item>, SuppressionError> {
+    let output = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key(recipient)))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|error| SuppressionError::Read(DisplayErrorContext(&error).to_string()))?;
+    Ok(output.item)
+}
+
+/// An address from a URL: trimmed, lowercased, display name removed, and shaped like an
+/// address, or `None`.
+pub fn address_from_path(text: &str) -> Option<String> {
+    let address = crate::providers::fields::bare_address(text)?;
+    let (local, domain) = address.rsplit_once('@')?;
+    let plausible = !local.is_empty()
+        && !domain.is_empty()
+        && address.len() <= MAX_ADDRESS_BYTES
+        && !address.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/');
+    plausible.then_some(address)
+}
+
+/// `GET /suppressions?since=&limit=&cursor=`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    since: Option<String>,
+    limit: usize,
+    resume_after: Option<ItemKey>,
+    binding: QueryBinding,
+}
+
+impl ListQuery {
+    /// `parameters` as name/value pairs; each known name at most once, no other names.
+    pub fn from_parameters<'a>(
+        parameters: impl IntoIterator<Item = (&'a str, &'a str)>,
+        cursor_key: &CursorKey,
+    ) -> Result<Self, ParameterError> {
+        let mut given: HashMap<&str, &str> = HashMap::new();
+        for (name, value) in parameters {
+            let Some(known) = LIST_PARAMETERS.into_iter().find(|known| *known == name) else {
+                return Err(ParameterError::Unknown { name: name.to_owned(), known: &LIST_PARAMETERS });
+            };
+            if given.insert(known, value).is_some() {
+                return Err(ParameterError::Repeated(known));
+            }
+        }
+        given.retain(|_, value| !value.is_empty());
+        let since = given.get("since").map(|text| sort_key_time("since", text)).transpose()?;
+        let limit = given.get("limit").map(|text| parse_limit(text)).transpose()?.unwrap_or(DEFAULT_LIMIT);
+        let binding = QueryBinding::of(&json!([CURSOR_PURPOSE, since]));
+        let resume_after = match given.get("cursor") {
+            None => None,
+            Some(cursor) => match cursor_key.open(&binding, cursor)?.as_slice() {
+                [LaneCursor::After(key)] => Some(key.clone()),
+                _ => return Err(crate::cursor::CursorError::Forged.into()),
+            },
+        };
+        Ok(ListQuery { since, limit, resume_after, binding })
+    }
+}
+
+/// A page of `GET /suppressions`.
+#[derive(Debug, Serialize)]
+pub struct SuppressionPage {
+    pub suppressions: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Reading and lifting suppressions (`suppressions-api`): `GetItem` and `UpdateItem` on
+/// `SUPP#` keys, `Query` on the `by_suppression` index.
+#[derive(Clone, Debug)]
+pub struct SuppressionList {
+    client: Client,
+    table: String,
+}
+
+impl SuppressionList {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        SuppressionList { client, table: table.into() }
+    }
+
+    /// `EVENTS_TABLE` from `env`; region, credentials and endpoint from the standard AWS chain.
+    pub async fn from_env(env: Env<'_>) -> Result<Self, ConfigError> {
+        let table = crate::store::events_table_from_env(env)?;
+        Ok(SuppressionList::new(Client::new(&crate::store::sdk_config().await), table))
+    }
+
+    /// `{"email", "suppressed", "reason", "since", "events", ...}` for any address: one never
+    /// suppressed answers `suppressed: false`.
+    pub async fn status(&self, email: &str) -> Result<Value, SuppressionError> {
+        let item = get_item(&self.client, &self.table, email).await?.unwrap_or_default();
+        Ok(status_json(email, &item))
+    }
+
+    /// Lifts a suppression in force, recording who and when; `None` when there was none.
+    /// The soft-bounce count starts again; triggers counted before stay counted, so their
+    /// retries cannot re-suppress.
+    pub async fn lift(&self, email: &str, lifted_by: &str, now: DateTime<Utc>) -> Result<Option<Value>, SuppressionError> {
+        let lifted_by: String = lifted_by.chars().filter(|c| !c.is_control()).take(MAX_ACTOR_CHARS).collect();
+        let outcome = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(email)))
+            .update_expression(
+                "SET #suppressed = :false, #lifted_at = :now, #lifted_by = :by, #updated_at = :now \
+                 REMOVE #reason, #provider, #since, #first_event_id, #first_event_at, #latest_event_id, \
+                 #latest_event_at, #soft_bounces, #gsi3pk, #gsi3sk",
+            )
+            .condition_expression("#suppressed = :true")
+            .set_expression_attribute_names(Some(names(&[
+                "suppressed",
+                "lifted_at",
+                "lifted_by",
+                "updated_at",
+                "reason",
+                "provider",
+                "since",
+                "first_event_id",
+                "first_event_at",
+                "latest_event_id",
+                "latest_event_at",
+                "soft_bounces",
+                "gsi3pk",
+                "gsi3sk",
+            ])))
+            .set_expression_attribute_values(Some(HashMap::from([
+                (":false".to_owned(), AttributeValue::Bool(false)),
+                (":true".to_owned(), AttributeValue::Bool(true)),
+                (":now".to_owned(), AttributeValue::S(format_timestamp(now))),
+                (":by".to_owned(), AttributeValue::S(lifted_by)),
+            ])))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match outcome {
+            Ok(output) => Ok(Some(status_json(email, &output.attributes.unwrap_or_default()))),
+            Err(error) if already_applied(&error) => Ok(None),
+            Err(error) => Err(SuppressionError::Write {
+                event_id: "(lift)".to_owned(),
+                cause: DisplayErrorContext(&error).to_string(),
+            }),
+        }
+    }
+
+    /// Suppressions in force, oldest `since` first, from `query.since` on.
+    pub async fn list(&self, query: &ListQuery, cursor_key: &CursorKey) -> Result<SuppressionPage, SuppressionError> {
+        let mut values = HashMap::from([(":list".to_owned(), AttributeValue::S(LIST_PARTITION.to_owned()))]);
+        let mut condition = "gsi3pk = :list".to_owned();
+        if let Some(since) = &query.since {
+            values.insert(":since".to_owned(), AttributeValue::S(since.clone()));
+            condition.push_str(" AND gsi3sk >= :since");
+        }
+        let start = query.resume_after.as_ref().map(|after| {
+            HashMap::from([
+                ("pk".to_owned(), AttributeValue::S(after.pk.clone())),
+                ("sk".to_owned(), AttributeValue::S(SORT_KEY.to_owned())),
+                ("gsi3pk".to_owned(), AttributeValue::S(LIST_PARTITION.to_owned())),
+                ("gsi3sk".to_owned(), AttributeValue::S(after.sk.clone())),
+            ])
+        });
+        let mut items = Vec::with_capacity(query.limit);
+        let mut exclusive_start = start;
+        // A Query may stop short of its Limit with a LastEvaluatedKey: read on until the page
+        // is full or the index ends, so a short page always means the last one.
+        let more = loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(SUPPRESSION_INDEX)
+                .key_condition_expression(&condition)
+                .set_expression_attribute_values(Some(values.clone()))
+                .limit(i32::try_from(query.limit - items.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(exclusive_start.take())
+                .send()
+                .await
+                .map_err(|error| SuppressionError::Read(DisplayErrorContext(&error).to_string()))?;
+            items.extend(output.items.unwrap_or_default());
+            match output.last_evaluated_key {
+                Some(last) if items.len() < query.limit => exclusive_start = Some(last),
+                Some(_) => break true,
+                None => break false,
+            }
+        };
+        let next_cursor = match (more, items.last()) {
+            (true, Some(last)) => {
+                let text = |name: &'static str| {
+                    last.get(name).and_then(|value| value.as_s().ok()).cloned().ok_or(SuppressionError::Malformed(name))
+                };
+                // On this index the sort key to resume after is `gsi3sk`, carried as the key's `sk`.
+                let after = ItemKey { pk: text("pk")?, sk: text("gsi3sk")? };
+                Some(cursor_key.seal(&query.binding, &[LaneCursor::After(after)]))
+            }
+            _ => None,
+        };
+        let suppressions = items.iter().map(listed_json).collect::<Result<_, _>>()?;
+        Ok(SuppressionPage { suppressions, next_cursor })
+    }
+}
+
+fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name).and_then(|value| value.as_s().ok()).map(String::as_str)
+}
+
+/// The API's view of one recipient: stable keys, `null` where nothing is known.
+fn status_json(email: &str, item: &Item) -> Value {
+    let suppressed = item.get("suppressed").and_then(|value| value.as_bool().ok()).copied().unwrap_or(false);
+    let mut events = Vec::new();
+    for (id, at) in [("first_event_id", "first_event_at"), ("latest_event_id", "latest_event_at")] {
+        if let Some(event_id) = text(item, id) {
+            if !events.iter().any(|event: &Value| event["event_id"] == event_id) {
+                events.push(json!({ "event_id": event_id, "occurred_at": text(item, at) }));
+            }
+        }
+    }
+    let soft_bounces = item.get("soft_bounces").and_then(|set| set.as_ss().ok()).map_or(0, Vec::len);
+    json!({
+        "email": email,
+        "suppressed": suppressed,
+        "reason": text(item, "reason"),
+        "since": text(item, "since"),
+        "provider": text(item, "provider"),
+        "events": events,
+        "soft_bounces": soft_bounces,
+        "lifted_at": text(item, "lifted_at"),
+        "lifted_by": text(item, "lifted_by"),
+    })
+}
+
+fn listed_json(item: &Item) -> Result<Value, SuppressionError> {
+    let email = text(item, "recipient").ok_or(SuppressionError::Malformed("recipient"))?;
+    Ok(json!({
+        "email": email,
+        "reason": text(item, "reason"),
+        "since": text(item, "since"),
+        "provider": text(item, "provider"),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::DateTime;
+
+    fn event(event_type: EventType) -> Event {
+        let at = DateTime::parse_from_rfc3339("2024-05-01T10:00:00Z").unwrap().to_utc();
+        let mut event = Event::new("sendpost", event_type, at, at, "{}");
+        event.recipient = Some("a@x.com".into());
+        event
+    }
+
+    #[test]
+    fn triggers_follow_the_rules() {
+        let mut hard = event(EventType::Bounced);
+        hard.bounce_type = Some(BounceType::Hard);
+        assert_eq!(trigger(&hard), Some(Trigger::Suppress(Reason::HardBounce)));
+        let mut soft = event(EventType::Bounced);
+        soft.bounce_type = Some(BounceType::Soft);
+        assert_eq!(trigger(&soft), Some(Trigger::SoftBounce));
+        assert_eq!(trigger(&event(EventType::Bounced)), Some(Trigger::SoftBounce));
+        assert_eq!(trigger(&event(EventType::Complained)), Some(Trigger::Suppress(Reason::Complained)));
+        assert_eq!(trigger(&event(EventType::Unsubscribed)), Some(Trigger::Suppress(Reason::Unsubscribed)));
+        for harmless in [EventType::Delivered, EventType::Opened, EventType::Clicked, EventType::Deferred, EventType::Inbound] {
+            assert_eq!(trigger(&event(harmless)), None, "{harmless}");
+        }
+        hard.recipient = None;
+        assert_eq!(trigger(&hard), None);
+    }
+
+    #[test]
+    fn only_rejections_of_the_address_suppress() {
+        let mut invalid = event(EventType::Rejected);
+        invalid.provider_event = Some("invalid_email".into());
+        assert_eq!(trigger(&invalid), Some(Trigger::Suppress(Reason::InvalidAddress)));
+        let mut said = event(EventType::Rejected);
+        said.reason = Some("Invalid recipient address".into());
+        assert_eq!(trigger(&said), Some(Trigger::Suppress(Reason::InvalidAddress)));
+        let mut listed = event(EventType::Rejected);
+        listed.reason = Some("recipient is on the suppression list".into());
+        assert_eq!(trigger(&listed), None);
+        assert_eq!(trigger(&event(EventType::Rejected)), None);
+    }
+
+    #[test]
+    fn the_threshold_comes_from_the_environment() {
+        assert_eq!(soft_bounce_threshold_from_env(&|_| None).unwrap(), 3);
+        assert_eq!(soft_bounce_threshold_from_env(&|_| Some(" 5 ".into())).unwrap(), 5);
+        for bad in ["0", "-1", "three", "101"] {
+            assert!(soft_bounce_threshold_from_env(&|_| Some(bad.into())).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn addresses_from_paths_are_bare_and_plausible() {
+        assert_eq!(address_from_path("A@X.com").as_deref(), Some("a@x.com"));
+        assert_eq!(address_from_path("Goblin <A@x.com>").as_deref(), Some("a@x.com"));
+        for bad in ["", "nobody", "@x.com", "a@", "a b@x.com", "a@x.com/extra"] {
+            assert_eq!(address_from_path(bad), None, "{bad:?}");
+        }
+        assert_eq!(address_from_path(&format!("{}@x.com", "a".repeat(400))), None);
+    }
+
+    #[test]
+    fn an_unknown_address_is_answered_as_not_suppressed() {
+        let status = status_json("a@x.com", &Item::new());
+        assert_eq!(status["suppressed"], false);
+        assert_eq!(status["reason"], Value::Null);
+        assert_eq!(status["events"], json!([]));
+    }
+}
