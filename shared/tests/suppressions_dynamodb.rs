@@ -408,3 +408,25 @@ async fn an_address_in_the_path_works_without_api_gateway_path_parameters() {
     assert_eq!(body["email"], "a+tag@x.com");
     assert_eq!(body["suppressed"], true);
 }
+
+#[tokio::test]
+async fn the_sample_requests_are_answered() {
+    let table = LocalDynamo::shared().new_table();
+    put(&store(&table), &[bounce("e-1", BounceType::Hard, "jane@example.com", "m-1", 1)]).await;
+    let api = api(&table);
+    let directory = support::repo_root().join("events/suppressions-api");
+    // In this order: the lift comes last, after the status and the list have seen the suppression.
+    for (name, expected) in [("status", 200), ("list", 200), ("lift", 200), ("lift", 404)] {
+        let path = directory.join(format!("{name}.json"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let request = lambda_http::request::from_str(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        let (status, body) = call(&api, request).await;
+        assert_eq!(status, expected, "{name}: {body}");
+        match name {
+            "status" => assert_eq!(body["suppressed"], true, "{body}"),
+            "list" => assert_eq!(body["suppressions"][0]["email"], "jane@example.com", "{body}"),
+            _ if expected == 200 => assert_eq!(body["lifted_by"], "oncall@example.com", "{body}"),
+            _ => {}
+        }
+    }
+}
