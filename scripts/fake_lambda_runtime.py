@@ -203,6 +203,11 @@ def events_api_request(i, nonce):
     return "GET", "/events", headers, None, {"recipient": f"r{i}-{nonce}@measure.example.com"}
 
 
+def suppressions_api_request(i, nonce):
+    headers = {"authorization": f"Bearer {EVENTS_API_TEST_TOKEN}"}
+    return "GET", f"/suppressions/r{i}-{nonce}@measure.example.com", headers, None, {}
+
+
 def stored_one(answer):
     return isinstance(answer, dict) and answer.get("stored") == 1
 
@@ -211,12 +216,18 @@ def has_events(answer):
     return isinstance(answer, dict) and isinstance(answer.get("events"), list)
 
 
+def has_status(answer):
+    return isinstance(answer, dict) and answer.get("suppressed") is False
+
+
 PROFILES = {
     "engagelab-webhook": ({"ENGAGELAB_APP_KEY": ENGAGELAB_TEST_KEY}, engagelab_request, stored_one, '{"stored":1}'),
     "sendpost-webhook": ({"SENDPOST_API_KEY": SENDPOST_TEST_KEY}, sendpost_request, stored_one, '{"stored":1}'),
     "tencent-ses-webhook": (
         {"TENCENT_SES_WEBHOOK_TOKEN": TENCENT_SES_TEST_TOKEN}, tencent_ses_request, stored_one, '{"stored":1}'),
     "events-api": ({"EVENTS_API_TOKEN": EVENTS_API_TEST_TOKEN}, events_api_request, has_events, '{"events":[...]}'),
+    "suppressions-api": (
+        {"EVENTS_API_TOKEN": EVENTS_API_TEST_TOKEN}, suppressions_api_request, has_status, '{"suppressed":false}'),
 }
 
 
