@@ -7,5 +7,6 @@ pub mod event;
 pub mod providers;
 pub mod http;
 pub mod query;
+pub mod raw_codec;
 pub mod reader;
 pub mod store;
