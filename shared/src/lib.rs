@@ -7,6 +7,7 @@ pub mod event;
 pub mod providers;
 pub mod http;
 pub mod query;
+pub mod raw_codec;
 pub mod reader;
 pub mod store;
 pub mod suppression;

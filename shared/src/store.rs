@@ -9,16 +9,18 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use futures_util::stream::{self, StreamExt};
 
 use crate::auth::ConfigError;
-use crate::suppression::SuppressionError;
 use crate::event::{format_timestamp, Event};
 use crate::providers::Env;
-use crate::suppression::{soft_bounce_threshold_from_env, SuppressionWriter, DEFAULT_SOFT_BOUNCE_THRESHOLD};
+use crate::suppression::{
+    soft_bounce_threshold_from_env, SuppressionError, SuppressionWriter, DEFAULT_SOFT_BOUNCE_THRESHOLD,
+};
+/// How `raw` is stored (zlib with the provider's preset dictionary, or text): `raw_codec`.
+pub use crate::raw_codec::{decode_raw, encode_raw, RawDecodeError};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -26,11 +28,6 @@ pub type Item = HashMap<String, AttributeValue>;
 pub const TYPE_SHARDS: u8 = 8;
 /// Puts in flight at once for one request's batch.
 const CONCURRENT_PUTS: usize = 16;
-/// Write units are charged per started kilobyte, and provider JSON compresses to about a
-/// third, so `raw` is kept zlib-compressed (a binary attribute) whenever that is smaller.
-const RAW_COMPRESSION_LEVEL: u8 = 9;
-/// A decompressed `raw` larger than this is refused as corrupt (items are at most 400 KB).
-const RAW_DECOMPRESSED_LIMIT: usize = 64 * 1024 * 1024;
 
 /// What a request's events did to the table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -106,7 +103,7 @@ impl DynamoStore {
         let mut item: Item = serde_dynamo::to_item(event)
             .map_err(|source| StoreError::Encode { event_id: event.event_id.clone(), source })?;
         let keys = EventKeys::of(event);
-        item.insert("raw".into(), encode_raw(&event.raw));
+        item.insert("raw".into(), encode_raw(&event.provider, &event.raw));
         item.insert("pk".into(), AttributeValue::S(keys.pk));
         item.insert("sk".into(), AttributeValue::S(keys.sk.clone()));
         if let Some(recipient_pk) = keys.gsi1pk {
@@ -171,35 +168,6 @@ impl EventStore for DynamoStore {
         }
         Ok(counts)
     }
-}
-
-/// `raw` as stored: zlib-compressed binary when that is smaller than the JSON text.
-pub fn encode_raw(raw: &str) -> AttributeValue {
-    let compressed = miniz_oxide::deflate::compress_to_vec_zlib(raw.as_bytes(), RAW_COMPRESSION_LEVEL);
-    if compressed.len() < raw.len() {
-        AttributeValue::B(Blob::new(compressed))
-    } else {
-        AttributeValue::S(raw.to_owned())
-    }
-}
-
-/// The provider's JSON text back from a stored `raw`, whichever form it was stored in.
-pub fn decode_raw(stored: &AttributeValue) -> Result<String, RawDecodeError> {
-    match stored {
-        AttributeValue::S(text) => Ok(text.clone()),
-        AttributeValue::B(blob) => {
-            let bytes = miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(blob.as_ref(), RAW_DECOMPRESSED_LIMIT)
-                .map_err(|_| RawDecodeError::Corrupt)?;
-            String::from_utf8(bytes).map_err(|_| RawDecodeError::Corrupt)
-        }
-        _ => Err(RawDecodeError::Corrupt),
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum RawDecodeError {
-    #[error("stored raw payload is not valid compressed JSON text")]
-    Corrupt,
 }
 
 /// The AWS configuration for a handler that must answer EngageLab within 3 seconds: a slow
@@ -307,21 +275,6 @@ mod tests {
         let keys = EventKeys::of(&event);
         assert_eq!(keys.pk, "MSG#engagelab#~a7f3c0de00112233445566778899aabb");
         assert_eq!(keys.gsi1pk, None);
-    }
-
-    #[test]
-    fn raw_is_compressed_only_when_smaller_and_always_decodes_back() {
-        let long = r#"{"event":"delivered","email":"a@x.com","reason":"","bulkId":"qcloudses-30-251200670-date-20220601142439-8jolHvR2XcXC1","timestamp":1654064683,"from":"test@fromexample.com","fromDomain":"fromexample.com"}"#.repeat(4);
-        let stored = encode_raw(&long);
-        assert!(matches!(&stored, AttributeValue::B(blob) if blob.as_ref().len() < long.len()));
-        assert_eq!(decode_raw(&stored).unwrap(), long);
-
-        let short = r#"{"a":1}"#;
-        assert_eq!(encode_raw(short), AttributeValue::S(short.to_owned()));
-        assert_eq!(decode_raw(&encode_raw(short)).unwrap(), short);
-
-        assert!(decode_raw(&AttributeValue::B(Blob::new(b"not zlib".to_vec()))).is_err());
-        assert!(decode_raw(&AttributeValue::N("1".into())).is_err());
     }
 
     #[test]

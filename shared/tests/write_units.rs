@@ -2,10 +2,15 @@
 //! (moto does not report per-index consumed capacity, so the units are computed from sizes).
 //! Bodies are measured compact, as providers send them (the seed documents pretty-print).
 //!
-//! The target is 3 units (1 for the item, 1 per index entry); the keys DESIGN.md fixes take
-//! about 350 bytes of the item's first kilobyte, so payloads with long ids or subjects need 4.
-//! `cargo test -p mailhooks --test write_units -- --nocapture` prints the table in the README;
-//! the test fails when any event needs more than 4 (an uncompressed `raw` would need 6 to 9).
+//! The target is 3 units (1 for the item, 1 per index entry). `raw` is stored with the
+//! provider's preset dictionary (`mailhooks::raw_codec`), but the attributes the design fixes
+//! (keys and normalized fields) already take 700 to 1,000 bytes of the item's first kilobyte
+//! for most samples, leaving less room than their `raw` needs. Those samples are listed in
+//! [`OVER_TARGET`] and must stay within 4 units; every other sample must meet 3, and a listed
+//! sample that meets 3 fails the test too, so the list stays exact.
+//! `cargo test -p mailhooks --test write_units -- --nocapture` prints the table in the README:
+//! per event the base item's bytes split into keys, `raw` and the other attributes, and how much
+//! room the first kilobyte leaves for `raw`.
 
 use std::path::Path;
 
@@ -21,6 +26,52 @@ const INDEX_ENTRY_OVERHEAD: usize = 100;
 const WRITE_UNIT_BYTES: usize = 1024;
 const TARGET_UNITS: usize = 3;
 const CEILING_UNITS: usize = 4;
+/// The table's and indexes' key attributes (DESIGN.md fixes their values).
+const ALL_KEYS: [&str; 6] = ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"];
+
+/// Samples (`provider/file`) that need 4 units: their item without `raw` leaves less room in
+/// the first kilobyte than `raw` needs even with the provider's dictionary (the printed table
+/// shows the bytes). SendPost sends the whole message (recipients, cc, bcc, custom fields,
+/// headers) with every event, about 1.7 KB of JSON, and its attributes other than `raw` take
+/// 800 to 990 bytes; EngageLab opens, clicks and bounces carry 75-character message ids (in
+/// `pk`, `message_id` and twice in `raw`) and long reasons; Tencent SES opens and clicks carry
+/// a user agent (in `user_agent` and `raw`) and its bounces and deferrals a reason.
+const OVER_TARGET: &[&str] = &[
+    "engagelab/click",
+    "engagelab/click_label_id_string",
+    "engagelab/invalid_email",
+    "engagelab/open",
+    "engagelab/open_task_id_number",
+    "engagelab/route",
+    "engagelab/soft_bounce",
+    "engagelab/unsubscribe",
+    "sendpost/batch",
+    "sendpost/clicked",
+    "sendpost/delivered",
+    "sendpost/dropped",
+    "sendpost/hard_bounced",
+    "sendpost/message_fallbacks",
+    "sendpost/opened",
+    "sendpost/processed",
+    "sendpost/second_recipient",
+    "sendpost/smtp_code_as_string",
+    "sendpost/soft_bounced",
+    "sendpost/spam",
+    "sendpost/submitted_at_millis",
+    "sendpost/type_as_string",
+    "sendpost/unknown_type",
+    "sendpost/unsubscribed",
+    "sendpost/without_event_id",
+    "tencent_ses/batch",
+    "tencent_ses/bounce_soft",
+    "tencent_ses/click",
+    "tencent_ses/deferred",
+    "tencent_ses/delivered",
+    "tencent_ses/eventid_only",
+    "tencent_ses/open",
+    "tencent_ses/spamreport",
+    "tencent_ses/unsubscribe",
+];
 
 fn value_size(value: &AttributeValue) -> usize {
     match value {
@@ -68,11 +119,37 @@ fn store() -> DynamoStore {
     DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), "events", 90)
 }
 
+/// One line of the printed table: the base item's bytes by kind, and its largest attributes
+/// other than keys and `raw`.
+fn describe(name: &str, item: &Item, total: usize) -> String {
+    let size_of = |attribute: &str| item.get(attribute).map_or(0, |value| attribute.len() + value_size(value));
+    let base = attributes_size(item, item.keys());
+    let keys: usize = ALL_KEYS.iter().map(|key| size_of(key)).sum();
+    let raw = size_of("raw");
+    let encoding = match item.get("raw") {
+        Some(AttributeValue::B(_)) => "B",
+        _ => "S",
+    };
+    let room = WRITE_UNIT_BYTES.saturating_sub(base - raw + "raw".len());
+    let mut others: Vec<(usize, &String)> = item
+        .keys()
+        .filter(|name| name.as_str() != "raw" && !ALL_KEYS.contains(&name.as_str()))
+        .map(|name| (size_of(name), name))
+        .collect();
+    others.sort_by(|a, b| b.cmp(a));
+    let largest: Vec<String> = others.iter().take(4).map(|(bytes, name)| format!("{name} {bytes}")).collect();
+    format!(
+        "{name:<36} {total} units | base {base:>4} B = keys {keys:>3} + raw {raw:>3} ({encoding}, room {room:>3}) + other {:>3} ({})",
+        base - keys - raw,
+        largest.join(", ")
+    )
+}
+
 #[test]
-fn every_sample_event_costs_at_most_four_write_units() {
+fn every_sample_event_meets_the_write_unit_target_or_is_listed() {
     let store = store();
     let mut report = Vec::new();
-    let mut over_ceiling = Vec::new();
+    let mut failures = Vec::new();
     let (mut events, mut within_target) = (0, 0);
     for provider in providers::ALL {
         let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(provider.name);
@@ -92,16 +169,22 @@ fn every_sample_event_costs_at_most_four_write_units() {
                     + index_entry_units(&item, ["gsi1pk", "gsi1sk"])
                     + index_entry_units(&item, ["gsi2pk", "gsi2sk"]);
                 let name = format!("{}/{}", provider.name, path.file_stem().unwrap().to_string_lossy());
-                report.push(format!("{name}: base {} bytes, {total} units", attributes_size(&item, item.keys())));
+                report.push(describe(&name, &item, total));
                 within_target += usize::from(total <= TARGET_UNITS);
                 events += 1;
-                if total > CEILING_UNITS {
-                    over_ceiling.push(format!("{name} ({total} units)"));
+                let listed = OVER_TARGET.contains(&name.as_str());
+                if !listed && total > TARGET_UNITS {
+                    failures.push(format!("{name}: {total} units, over the target of {TARGET_UNITS}"));
+                } else if listed && total > CEILING_UNITS {
+                    failures.push(format!("{name}: {total} units, over {CEILING_UNITS}"));
+                } else if listed && total <= TARGET_UNITS {
+                    failures.push(format!("{name}: now {total} units; remove it from OVER_TARGET"));
                 }
             }
         }
     }
     println!("{}", report.join("\n"));
-    println!("{within_target} of {events} sample events within {TARGET_UNITS} write units");
-    assert!(over_ceiling.is_empty(), "over {CEILING_UNITS} write units: {over_ceiling:?}");
+    println!("{within_target} of {events} sample events within {TARGET_UNITS} write units, the rest within {CEILING_UNITS}");
+    assert_eq!(events, 55, "the sample set changed: review OVER_TARGET");
+    assert!(failures.is_empty(), "{failures:#?}");
 }

@@ -1,0 +1,378 @@
+//! How `raw` (the provider's event exactly as received) is stored: JSON text (`S`), or zlib
+//! (`B`) when that is smaller. DynamoDB charges writes per started kilobyte, so the bytes of
+//! `raw` decide whether an event costs one write unit for its item or two.
+//!
+//! Since the per-provider dictionaries, `B` is a standard zlib stream (RFC 1950) with a
+//! **preset dictionary**: FLG.FDICT set and DICTID = Adler-32 of the dictionary, which is the
+//! provider's committed file in `raw_dictionaries/` (field names and common values of its
+//! callbacks, so a short payload need not spell out its field names). Any zlib reads it given
+//! the dictionary, e.g. Python:
+//!
+//! ```text
+//! zlib.decompressobj(zdict=open("shared/src/raw_dictionaries/sendpost-v1.json", "rb").read()).decompress(blob)
+//! ```
+//!
+//! Items written before (plain zlib without dictionary, or `S`) keep decoding.
+//!
+//! **A dictionary's bytes never change once deployed**: stored items name it only by its
+//! DICTID. A better dictionary is a new file (`<provider>-v2.json`) appended to
+//! [`DICTIONARIES`]; the last one of a provider is used for writing, and every one stays for
+//! reading. `raw_dictionaries/*` is binary in `.gitattributes` so no checkout rewrites it, and
+//! the unit tests pin each DICTID.
+//!
+//! miniz_oxide has no set-dictionary call, so the compressor is primed instead: DEFLATE
+//! back-references point into the *decompressed* history, so the dictionary is fed first and
+//! ended with a sync flush (byte-aligned, non-final), its output discarded, and the payload
+//! compressed after it is valid after any deflate stream that decodes to the dictionary. That is
+//! what zlib's `deflateSetDictionary` amounts to. Decoding builds such a stream (the dictionary
+//! in stored blocks) in front of the payload's deflate data, inflates, drops the dictionary and
+//! checks the payload's Adler-32.
+
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+use miniz_oxide::deflate::core::{
+    compress_to_output, create_comp_flags_from_zip_params, CompressorOxide, TDEFLFlush, TDEFLStatus,
+};
+
+/// zlib's best compression; `raw` is written once and read rarely.
+const COMPRESSION_LEVEL: u8 = 9;
+/// A decompressed `raw` larger than this is refused as corrupt (items are at most 400 KB).
+const DECOMPRESSED_LIMIT: usize = 64 * 1024 * 1024;
+/// CMF: deflate (8) with a 32 KB window (7 << 4).
+const ZLIB_CMF: u8 = 0x78;
+/// FLG.FDICT: a DICTID follows the header and the stream was compressed with that dictionary.
+const ZLIB_FDICT: u8 = 0x20;
+/// FLG.FLEVEL = 3, "maximum compression" (informative only).
+const ZLIB_FLEVEL_BEST: u8 = 0xC0;
+/// Back-references reach at most this far, so a longer dictionary would be partly unusable.
+pub const MAX_DICTIONARY_LEN: usize = 32 * 1024;
+/// A stored (uncompressed) deflate block holds at most this many bytes.
+const STORED_BLOCK_MAX: usize = 0xFFFF;
+
+/// A preset dictionary for one provider's `raw` payloads.
+#[derive(Debug)]
+pub struct RawDictionary {
+    /// The file in `raw_dictionaries/`, without `.json`.
+    pub name: &'static str,
+    pub provider: &'static str,
+    pub bytes: &'static [u8],
+}
+
+impl RawDictionary {
+    /// Its DICTID: the Adler-32 of its bytes, as zlib defines it.
+    pub fn id(&self) -> u32 {
+        adler32(self.bytes)
+    }
+}
+
+/// Every dictionary ever deployed, oldest first. Never remove or edit an entry: items that
+/// name it by DICTID would stop decoding. Append a new file to change a provider's dictionary.
+pub const DICTIONARIES: &[RawDictionary] = &[
+    RawDictionary {
+        name: "engagelab-v1",
+        provider: "engagelab",
+        bytes: include_bytes!("raw_dictionaries/engagelab-v1.json"),
+    },
+    RawDictionary {
+        name: "sendpost-v1",
+        provider: "sendpost",
+        bytes: include_bytes!("raw_dictionaries/sendpost-v1.json"),
+    },
+    RawDictionary {
+        name: "tencent_ses-v1",
+        provider: "tencent_ses",
+        bytes: include_bytes!("raw_dictionaries/tencent_ses-v1.json"),
+    },
+];
+
+/// The dictionary new items of `provider` are written with: its newest.
+pub fn dictionary_for(provider: &str) -> Option<&'static RawDictionary> {
+    DICTIONARIES.iter().rev().find(|dictionary| dictionary.provider == provider)
+}
+
+fn dictionary_with_id(id: u32) -> Option<&'static RawDictionary> {
+    DICTIONARIES.iter().find(|dictionary| dictionary.id() == id)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RawDecodeError {
+    #[error("stored raw is neither text (S) nor binary (B)")]
+    UnexpectedType,
+    #[error("stored raw is not a zlib stream")]
+    NotZlib,
+    #[error("stored raw names preset dictionary {0:#010x}, which this build does not have")]
+    UnknownDictionary(u32),
+    #[error("stored raw is corrupt compressed data")]
+    Corrupt,
+    #[error("stored raw decompresses to more than the limit")]
+    TooLarge,
+    #[error("stored raw fails its Adler-32 check")]
+    ChecksumMismatch,
+    #[error("stored raw is not UTF-8 text")]
+    NotText,
+}
+
+/// `raw` as stored: zlib with the provider's dictionary (plain zlib for a provider without
+/// one) when that is smaller than the JSON text, else the text.
+pub fn encode_raw(provider: &str, raw: &str) -> AttributeValue {
+    let compressed = match dictionary_for(provider) {
+        Some(dictionary) => compress_with_dictionary(raw.as_bytes(), dictionary.bytes),
+        None => miniz_oxide::deflate::compress_to_vec_zlib(raw.as_bytes(), COMPRESSION_LEVEL),
+    };
+    if compressed.len() < raw.len() {
+        AttributeValue::B(Blob::new(compressed))
+    } else {
+        AttributeValue::S(raw.to_owned())
+    }
+}
+
+/// The provider's JSON text back from a stored `raw`, whichever form it was stored in.
+pub fn decode_raw(stored: &AttributeValue) -> Result<String, RawDecodeError> {
+    match stored {
+        AttributeValue::S(text) => Ok(text.clone()),
+        AttributeValue::B(blob) => String::from_utf8(decompress(blob.as_ref())?).map_err(|_| RawDecodeError::NotText),
+        _ => Err(RawDecodeError::UnexpectedType),
+    }
+}
+
+/// A zlib stream (RFC 1950) of `data` compressed with the preset dictionary `dictionary`.
+pub fn compress_with_dictionary(data: &[u8], dictionary: &[u8]) -> Vec<u8> {
+    // Raw deflate (window_bits < 0): the zlib header is written here, with FDICT.
+    let flags = create_comp_flags_from_zip_params(i32::from(COMPRESSION_LEVEL), -15, 0);
+    let mut compressor = CompressorOxide::new(flags);
+    let (status, consumed) = compress_to_output(&mut compressor, dictionary, TDEFLFlush::Sync, |_| true);
+    debug_assert!(status == TDEFLStatus::Okay && consumed == dictionary.len());
+
+    let mut out = zlib_header_with_dictionary(adler32(dictionary)).to_vec();
+    let (status, consumed) = compress_to_output(&mut compressor, data, TDEFLFlush::Finish, |chunk| {
+        out.extend_from_slice(chunk);
+        true
+    });
+    // Writing to a Vec cannot fail, so the compressor always finishes.
+    debug_assert!(status == TDEFLStatus::Done && consumed == data.len());
+    out.extend_from_slice(&adler32(data).to_be_bytes());
+    out
+}
+
+/// CMF, FLG (FDICT, FLEVEL and the FCHECK that makes `CMF * 256 + FLG` a multiple of 31),
+/// then the DICTID, big-endian.
+fn zlib_header_with_dictionary(dictionary_id: u32) -> [u8; 6] {
+    let flags_without_check = ZLIB_FLEVEL_BEST | ZLIB_FDICT;
+    let remainder = ((u16::from(ZLIB_CMF) << 8) | u16::from(flags_without_check)) % 31;
+    let check = if remainder == 0 { 0 } else { 31 - remainder as u8 };
+    let id = dictionary_id.to_be_bytes();
+    [ZLIB_CMF, flags_without_check | check, id[0], id[1], id[2], id[3]]
+}
+
+/// Decompresses a zlib stream, with or without a preset dictionary this build knows.
+pub fn decompress(stream: &[u8]) -> Result<Vec<u8>, RawDecodeError> {
+    let [cmf, flg, ..] = *stream else { return Err(RawDecodeError::NotZlib) };
+    let valid_header = cmf & 0x0F == 8 && cmf >> 4 <= 7 && ((u16::from(cmf) << 8) | u16::from(flg)) % 31 == 0;
+    if !valid_header {
+        return Err(RawDecodeError::NotZlib);
+    }
+    if flg & ZLIB_FDICT == 0 {
+        // The format written before the dictionaries: plain zlib, Adler-32 checked by miniz.
+        return miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(stream, DECOMPRESSED_LIMIT)
+            .map_err(inflate_error);
+    }
+    // Header (2), DICTID (4), deflate data (at least 1), Adler-32 (4).
+    if stream.len() < 2 + 4 + 1 + 4 {
+        return Err(RawDecodeError::Corrupt);
+    }
+    let dictionary_id = u32::from_be_bytes(stream[2..6].try_into().expect("4 bytes"));
+    let dictionary = dictionary_with_id(dictionary_id).ok_or(RawDecodeError::UnknownDictionary(dictionary_id))?;
+    let (deflate, trailer) = stream[6..].split_at(stream.len() - 6 - 4);
+    let mut primed = stored_blocks(dictionary.bytes);
+    primed.extend_from_slice(deflate);
+    let mut output =
+        miniz_oxide::inflate::decompress_to_vec_with_limit(&primed, dictionary.bytes.len() + DECOMPRESSED_LIMIT)
+            .map_err(inflate_error)?;
+    if !output.starts_with(dictionary.bytes) {
+        return Err(RawDecodeError::Corrupt);
+    }
+    output.drain(..dictionary.bytes.len());
+    if adler32(&output).to_be_bytes() != trailer {
+        return Err(RawDecodeError::ChecksumMismatch);
+    }
+    Ok(output)
+}
+
+fn inflate_error(error: miniz_oxide::inflate::DecompressError) -> RawDecodeError {
+    match error.status {
+        miniz_oxide::inflate::TINFLStatus::HasMoreOutput => RawDecodeError::TooLarge,
+        miniz_oxide::inflate::TINFLStatus::Adler32Mismatch => RawDecodeError::ChecksumMismatch,
+        _ => RawDecodeError::Corrupt,
+    }
+}
+
+/// A raw deflate prefix that decodes to `data`: non-final stored blocks, each byte-aligned
+/// (BFINAL = 0, BTYPE = 00, padding, LEN, NLEN, the bytes), so any deflate data may follow.
+fn stored_blocks(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 5 * (data.len() / STORED_BLOCK_MAX + 1));
+    for block in data.chunks(STORED_BLOCK_MAX) {
+        let len = u16::try_from(block.len()).expect("chunks of at most 0xFFFF");
+        out.push(0);
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(block);
+    }
+    out
+}
+
+fn adler32(data: &[u8]) -> u32 {
+    miniz_oxide::mz_adler32_oxide(miniz_oxide::MZ_ADLER32_INIT, data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SENDPOST: &str = r#"{"event":{"eventID":"a1","type":2,"messageID":"m-9","from":"x@y.com","to":"z@w.com","smtpCode":250,"smtpDescription":"250 2.0.0 OK 17 gsmtp","eventMetadata":{"smtpCode":250}},"emailMessage":{"messageID":"m-9","emailType":"default"}}"#;
+
+    fn blob(stored: &AttributeValue) -> Vec<u8> {
+        match stored {
+            AttributeValue::B(blob) => blob.as_ref().to_vec(),
+            other => panic!("expected B, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn dictionaries_never_change() {
+        // A failure here means a deployed dictionary's bytes changed: items written with it
+        // would no longer decode. Restore the file; put a new dictionary in a new file.
+        let ids: Vec<(&str, u32, usize)> =
+            DICTIONARIES.iter().map(|dictionary| (dictionary.name, dictionary.id(), dictionary.bytes.len())).collect();
+        assert_eq!(
+            ids,
+            [("engagelab-v1", 0x9fdd_3c22, 5786), ("sendpost-v1", 0x12c8_973c, 4627), ("tencent_ses-v1", 0xf714_719f, 2017)]
+        );
+    }
+
+    #[test]
+    fn dictionaries_fit_the_window_and_have_distinct_ids() {
+        for dictionary in DICTIONARIES {
+            assert!(dictionary.bytes.len() <= MAX_DICTIONARY_LEN, "{} is over 32 KB", dictionary.name);
+            assert_eq!(DICTIONARIES.iter().filter(|other| other.id() == dictionary.id()).count(), 1);
+        }
+        for provider in crate::providers::ALL {
+            assert!(dictionary_for(provider.name).is_some(), "no dictionary for {}", provider.name);
+        }
+    }
+
+    #[test]
+    fn round_trip_with_the_dictionary_in_standard_zlib_framing() {
+        let stored = encode_raw("sendpost", SENDPOST);
+        let bytes = blob(&stored);
+        let dictionary = dictionary_for("sendpost").unwrap();
+        assert_eq!(bytes[0], 0x78);
+        assert_eq!(bytes[1] & ZLIB_FDICT, ZLIB_FDICT);
+        assert_eq!((u16::from(bytes[0]) << 8 | u16::from(bytes[1])) % 31, 0);
+        assert_eq!(bytes[2..6], dictionary.id().to_be_bytes());
+        assert_eq!(bytes[bytes.len() - 4..], adler32(SENDPOST.as_bytes()).to_be_bytes());
+        assert_eq!(decode_raw(&stored).unwrap(), SENDPOST);
+        // The dictionary is what makes it small.
+        let plain = miniz_oxide::deflate::compress_to_vec_zlib(SENDPOST.as_bytes(), COMPRESSION_LEVEL);
+        assert!(bytes.len() + 40 < plain.len(), "{} vs {}", bytes.len(), plain.len());
+    }
+
+    #[test]
+    fn round_trips_edge_payloads() {
+        let long = "x".repeat(70_000) + &"{\"a\":\"é\"}".repeat(5000);
+        for payload in ["", "{}", SENDPOST, long.as_str()] {
+            for provider in ["engagelab", "sendpost", "tencent_ses", "unknown-provider"] {
+                let compressed = compress_with_dictionary(payload.as_bytes(), dictionary_for("sendpost").unwrap().bytes);
+                assert_eq!(decompress(&compressed).unwrap(), payload.as_bytes());
+                assert_eq!(decode_raw(&encode_raw(provider, payload)).unwrap(), payload);
+            }
+        }
+        // A dictionary longer than a stored block's 65,535 bytes still primes correctly.
+        assert_eq!(stored_blocks(&[7; 70_000]).len(), 70_000 + 2 * 5);
+    }
+
+    #[test]
+    fn text_is_kept_when_compression_does_not_pay() {
+        assert_eq!(encode_raw("sendpost", "{}"), AttributeValue::S("{}".into()));
+        assert_eq!(decode_raw(&AttributeValue::S("{}".into())).unwrap(), "{}");
+    }
+
+    #[test]
+    fn the_format_before_dictionaries_still_decodes() {
+        // Plain zlib at level 9, as items were written before the dictionaries.
+        let old = miniz_oxide::deflate::compress_to_vec_zlib(br#"{"event":"delivered","email":"a@x.com"}"#, 9);
+        assert_eq!(old[1] & ZLIB_FDICT, 0);
+        assert_eq!(
+            decode_raw(&AttributeValue::B(Blob::new(old))).unwrap(),
+            r#"{"event":"delivered","email":"a@x.com"}"#
+        );
+        // Bytes from another zlib (Python's zlib.compress(b'{"a":1}')) too.
+        let python = [0x78, 0x9c, 0xab, 0x56, 0x4a, 0x54, 0xb2, 0x32, 0xac, 0x05, 0x00, 0x08, 0x2a, 0x02, 0x09];
+        assert_eq!(decode_raw(&AttributeValue::B(Blob::new(python.to_vec()))).unwrap(), r#"{"a":1}"#);
+    }
+
+    #[test]
+    fn damage_is_a_typed_error_never_a_panic() {
+        let good = blob(&encode_raw("sendpost", SENDPOST));
+        let decode = |bytes: Vec<u8>| decode_raw(&AttributeValue::B(Blob::new(bytes)));
+        assert_eq!(decode(b"not zlib".to_vec()), Err(RawDecodeError::NotZlib));
+        assert_eq!(decode(Vec::new()), Err(RawDecodeError::NotZlib));
+        assert_eq!(decode_raw(&AttributeValue::N("1".into())), Err(RawDecodeError::UnexpectedType));
+
+        let mut unknown = good.clone();
+        unknown[2] ^= 0xFF;
+        assert!(matches!(decode(unknown), Err(RawDecodeError::UnknownDictionary(_))));
+
+        let mut trailer = good.clone();
+        *trailer.last_mut().unwrap() ^= 1;
+        assert_eq!(decode(trailer), Err(RawDecodeError::ChecksumMismatch));
+
+        // Every truncation is an error; every single-byte change is an error (deflate's or
+        // the checksum's) or, when it only touches bits the format ignores (the padding after
+        // the last block, FLEVEL), the same text. Never a panic, never other text.
+        for len in 0..good.len() {
+            assert!(decode(good[..len].to_vec()).is_err(), "truncated to {len}");
+        }
+        let mut errors = 0;
+        for index in 0..good.len() {
+            for flip in [0x01, 0x80, 0xFF] {
+                let mut damaged = good.clone();
+                damaged[index] ^= flip;
+                match decode(damaged) {
+                    Ok(text) => assert_eq!(text, SENDPOST, "byte {index} ^ {flip:#x}"),
+                    Err(_) => errors += 1,
+                }
+            }
+        }
+        assert!(errors > good.len() * 2, "{errors} of {} changes detected", good.len() * 3);
+    }
+
+    /// Interoperability with another zlib: Python's (CPython links the reference zlib)
+    /// decompresses what we write given the dictionary file, and we decompress what it writes.
+    #[test]
+    fn python_zlib_reads_and_writes_the_same_format() {
+        let dictionary = dictionary_for("sendpost").unwrap();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/raw_dictionaries/sendpost-v1.json");
+        let ours = hex::encode(blob(&encode_raw("sendpost", SENDPOST)));
+        let script = "import sys, zlib\n\
+                      zdict = open(sys.argv[1], 'rb').read()\n\
+                      d = zlib.decompressobj(zdict=zdict)\n\
+                      text = d.decompress(bytes.fromhex(sys.argv[2])) + d.flush()\n\
+                      assert d.eof\n\
+                      c = zlib.compressobj(9, zdict=zdict)\n\
+                      print(text.decode())\n\
+                      print((c.compress(text) + c.flush()).hex())\n";
+        let output = std::process::Command::new("python3")
+            .args(["-c", script])
+            .arg(&path)
+            .arg(&ours)
+            .output()
+            .expect("python3 runs (scripts/test needs it anyway)");
+        assert!(output.status.success(), "python3: {}", String::from_utf8_lossy(&output.stderr));
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let mut lines = stdout.lines();
+        assert_eq!(lines.next(), Some(SENDPOST), "Python read our stream back");
+        let theirs = hex::decode(lines.next().unwrap()).unwrap();
+        assert_eq!(theirs[2..6], dictionary.id().to_be_bytes(), "Python wrote the same DICTID");
+        assert_eq!(decompress(&theirs).unwrap(), SENDPOST.as_bytes(), "we read Python's stream");
+    }
+}
