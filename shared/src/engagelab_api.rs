@@ -246,7 +246,10 @@ pub struct ApiConfig {
 impl ApiConfig {
     pub fn from_env(env: Env<'_>) -> Result<Self, ApiConfigError> {
         let required = |name: &'static str| {
-            env(name).map(|value| value.trim().to_owned()).filter(|value| !value.is_empty()).ok_or(ApiConfigError::Missing(name))
+            env(name)
+                .map(|value| value.trim().to_owned())
+                .filter(|value| !value.is_empty())
+                .ok_or(ApiConfigError::Missing(name))
         };
         let base_url = match env(BASE_URL_ENV).filter(|value| !value.trim().is_empty()) {
             Some(text) => BaseUrl::parse(&text)?,
@@ -377,7 +380,8 @@ impl EngageLabApi {
             }
             None => Bytes::new(),
         };
-        let request = request.body(Full::new(body)).expect("a base URL checked at start and a built path make a valid request");
+        let request =
+            request.body(Full::new(body)).expect("a base URL checked at start and a built path make a valid request");
         let path = path_and_query.split('?').next().unwrap_or_default();
         let answer = match self.http.send(request, self.timeout).await {
             Ok(answer) => answer,
@@ -394,7 +398,10 @@ impl EngageLabApi {
             "EngageLab API call"
         );
         if !answer.status.is_success() {
-            return Err(EngageLabApiError::Api { status: answer.status, message: error_message(answer.status, &answer.body) });
+            return Err(EngageLabApiError::Api {
+                status: answer.status,
+                message: error_message(answer.status, &answer.body),
+            });
         }
         serde_json::from_slice(&answer.body).map_err(|error| EngageLabApiError::UnexpectedAnswer {
             status: answer.status,
@@ -558,7 +565,10 @@ mod tests {
 
     #[test]
     fn base_url_must_be_https_except_on_loopback() {
-        assert_eq!(BaseUrl::parse("https://emailapi-tr.engagelab.com/").unwrap().as_str(), "https://emailapi-tr.engagelab.com");
+        assert_eq!(
+            BaseUrl::parse("https://emailapi-tr.engagelab.com/").unwrap().as_str(),
+            "https://emailapi-tr.engagelab.com"
+        );
         assert_eq!(BaseUrl::parse("http://127.0.0.1:8080").unwrap().as_str(), "http://127.0.0.1:8080");
         assert!(BaseUrl::parse("http://email.api.engagelab.cc").is_err());
         assert!(BaseUrl::parse("https://email.api.engagelab.cc/?x=1").is_err());
@@ -580,7 +590,11 @@ mod tests {
 
     #[test]
     fn client_debug_shows_no_credentials() {
-        let config = ApiConfig { api_user: "user".into(), api_key: Secret::new("very-secret-key"), base_url: BaseUrl::default() };
+        let config = ApiConfig {
+            api_user: "user".into(),
+            api_key: Secret::new("very-secret-key"),
+            base_url: BaseUrl::default(),
+        };
         let api = EngageLabApi::new(HttpsClient::new().unwrap(), &config);
         let shown = format!("{api:?} {config:?}");
         let encoded = base64::engine::general_purpose::STANDARD.encode("user:very-secret-key");
@@ -589,7 +603,8 @@ mod tests {
 
     #[test]
     fn registrations_parse_numbers_sent_as_text_and_missing_fields() {
-        let webhook: Webhook = serde_json::from_str(r#"{"id":"168","url":"https://x","event":["1",3],"api_user":""}"#).unwrap();
+        let webhook: Webhook =
+            serde_json::from_str(r#"{"id":"168","url":"https://x","event":["1",3],"api_user":""}"#).unwrap();
         assert_eq!(webhook, Webhook { id: 168, url: "https://x".into(), events: vec![1, 3], api_user: None });
         let webhook: Webhook = serde_json::from_str(r#"{"id":7,"url":"https://x","event":null}"#).unwrap();
         assert!(webhook.events.is_empty());

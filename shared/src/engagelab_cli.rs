@@ -120,7 +120,8 @@ fn command() -> Command {
         .long("events")
         .value_name("NAMES")
         .help("comma-separated: deliver, report_spam, invalid, soft_bounce, click, open, unsubscribe, request, sent");
-    let id = Arg::new("id").value_name("ID").required(true).value_parser(value_parser!(u64)).help("EngageLab's webhook id");
+    let id =
+        Arg::new("id").value_name("ID").required(true).value_parser(value_parser!(u64)).help("EngageLab's webhook id");
     let url = Arg::new("url").long("url").value_name("URL").help("the callback URL");
     Command::new("engagelab-webhooks")
         .about("List, add, update and delete EngageLab callback URLs")
@@ -182,5 +183,11 @@ fn row(webhook: &Webhook) -> String {
     } else {
         webhook.events.iter().map(|code| event_label(*code)).collect::<Vec<_>>().join(",")
     };
-    format!("{}\t{}\t{}\t{}", webhook.id, webhook.api_user.as_deref().unwrap_or("-"), events, redacted_url(&webhook.url))
+    format!(
+        "{}\t{}\t{}\t{}",
+        webhook.id,
+        webhook.api_user.as_deref().unwrap_or("-"),
+        events,
+        redacted_url(&webhook.url)
+    )
 }

@@ -80,11 +80,13 @@ struct Desired {
 
 impl Desired {
     fn from_properties(properties: &Value, token: Option<&Secret>) -> Result<Self, RegistrationError> {
-        let properties: RegistrationProperties =
-            serde_json::from_value(properties.clone()).map_err(|error| RegistrationError::Properties(error.to_string()))?;
+        let properties: RegistrationProperties = serde_json::from_value(properties.clone())
+            .map_err(|error| RegistrationError::Properties(error.to_string()))?;
         let callback_url = properties.callback_url.trim();
         if !callback_url.starts_with("https://") {
-            return Err(RegistrationError::Properties(format!("CallbackUrl must be an https URL, not {callback_url:?}")));
+            return Err(RegistrationError::Properties(format!(
+                "CallbackUrl must be an https URL, not {callback_url:?}"
+            )));
         }
         let events = match properties.events {
             None => WebhookEvent::ALL.to_vec(),
@@ -105,7 +107,11 @@ impl Desired {
     }
 
     fn settings(&self) -> WebhookSettings {
-        WebhookSettings { url: Some(self.url.clone()), api_user: self.api_user.clone(), events: Some(self.events.clone()) }
+        WebhookSettings {
+            url: Some(self.url.clone()),
+            api_user: self.api_user.clone(),
+            events: Some(self.events.clone()),
+        }
     }
 
     fn points_at_us(&self, webhook: &Webhook) -> bool {
@@ -224,7 +230,10 @@ impl Registrar {
         ours.sort_by_key(|webhook| webhook.id);
         let Some(webhook) = ours.first() else {
             let added = self.api.add(&desired.settings()).await?;
-            return Ok(Outcome::registered(added.id, format!("registered {} as webhook {}", redacted_url(&desired.url), added.id)));
+            return Ok(Outcome::registered(
+                added.id,
+                format!("registered {} as webhook {}", redacted_url(&desired.url), added.id),
+            ));
         };
         if ours.len() > 1 {
             tracing::warn!(

@@ -149,8 +149,11 @@ async fn create_reuses_a_registration_that_already_points_at_the_url() {
     assert_eq!(reused["url"], format!("{CALLBACK_URL}?token={ENCODED_TOKEN}"), "brought up to date");
     assert_eq!(reused["event"], json!([1, 5]));
     let requests = engagelab.requests();
-    let offsets: Vec<&str> =
-        requests.iter().filter(|request| request.method == "GET").map(|request| request.query["offset"].as_str()).collect();
+    let offsets: Vec<&str> = requests
+        .iter()
+        .filter(|request| request.method == "GET")
+        .map(|request| request.query["offset"].as_str())
+        .collect();
     assert_eq!(offsets, ["0", "100"], "the registration was on the second page");
     assert!(requests.iter().all(|request| request.method != "POST"));
 }
@@ -176,7 +179,8 @@ async fn update_modifies_url_events_and_api_user_in_place() {
     let id = engagelab.seed("https://old.example/webhooks/engagelab", &[1], "");
     let registrar = registrar(&engagelab, Some(WEBHOOK_TOKEN));
     let response = ResponseUrl::start().await;
-    let event = request("Update", &response, Some(&id.to_string()), properties(&["unsubscribe", "report_spam"], Some("ops")));
+    let event =
+        request("Update", &response, Some(&id.to_string()), properties(&["unsubscribe", "report_spam"], Some("ops")));
 
     let answer = handle(&registrar, &event, &response).await;
 
@@ -299,7 +303,10 @@ async fn engagelab_answering_500_fails_the_resource_with_its_status_and_message(
     assert_answer(&answer, "FAILED", &event);
     let reason = answer["Reason"].as_str().unwrap();
     assert!(reason.contains("500") && reason.contains("internal error, try again later (code 50000)"), "{reason}");
-    assert_eq!(answer["PhysicalResourceId"], "not-registered", "no EngageLab id, so the rollback's Delete calls nobody");
+    assert_eq!(
+        answer["PhysicalResourceId"], "not-registered",
+        "no EngageLab id, so the rollback's Delete calls nobody"
+    );
     assert_no_secrets(&response.answers()[0].body);
 }
 

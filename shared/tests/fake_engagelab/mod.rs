@@ -205,10 +205,8 @@ fn error(status: u16, code: u32, message: &str) -> (u16, String) {
 }
 
 fn answer(state: &mut State, request: &Recorded) -> (u16, String) {
-    let expected = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{API_USER}:{API_KEY}"))
-    );
+    let expected =
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{API_USER}:{API_KEY}")));
     if request.headers.get("authorization") != Some(&expected) {
         return error(401, 40101, "invalid api_user or api_key");
     }
