@@ -2,7 +2,9 @@
 //! EngageLab (`functions/engagelab-registration`).
 //!
 //! Resource properties: `CallbackUrl`, `Events` (EngageLab event names, default all),
-//! optional `ApiUser`. The physical resource id is EngageLab's webhook id.
+//! optional `ApiUser`; any other property (the template's `ConfigurationVersion`) only makes
+//! CloudFormation send an Update when it changes. The physical resource id is EngageLab's
+//! webhook id.
 //!
 //! - Create reuses a registration that already points at the URL (whatever token it carries),
 //!   bringing its events and api_user up to date, or adds one.
