@@ -479,9 +479,14 @@ pub fn url_with_token(url: &str, token: Option<&Secret>) -> String {
         None => url.to_owned(),
         Some(token) => {
             let separator = if url.contains('?') { '&' } else { '?' };
-            format!("{url}{separator}token={}", utf8_percent_encode(token.expose(), QUERY_VALUE))
+            format!("{url}{separator}token={}", encoded_query_value(token.expose()))
         }
     }
+}
+
+/// A value as it appears in a query string.
+pub(crate) fn encoded_query_value(value: &str) -> String {
+    utf8_percent_encode(value, QUERY_VALUE).to_string()
 }
 
 /// A URL fit for logs and terminals: the value of a `token` parameter and the password of

@@ -31,8 +31,8 @@ use serde_json::Value;
 
 use crate::auth::Secret;
 use crate::engagelab_api::{
-    redacted_url, url_with_token, without_query, ApiConfig, EngageLabApi, EngageLabApiError, StartupError, Webhook,
-    WebhookEvent, WebhookSettings,
+    encoded_query_value, redacted_url, url_with_token, without_query, ApiConfig, EngageLabApi, EngageLabApiError,
+    StartupError, Webhook, WebhookEvent, WebhookSettings,
 };
 use crate::https_client::HttpsClient;
 use crate::providers::Env;
@@ -227,7 +227,8 @@ impl Registrar {
     }
 
     async fn ensure_registered(&self, desired: &Desired) -> Result<Outcome, RegistrationError> {
-        let existing = self.api.list(desired.api_user.as_deref()).await?;
+        // Every api_user's registrations: one of ours made for another api_user is reused too.
+        let existing = self.api.list(None).await?;
         let mut ours: Vec<&Webhook> = existing.iter().filter(|webhook| desired.points_at_us(webhook)).collect();
         ours.sort_by_key(|webhook| webhook.id);
         let Some(webhook) = ours.first() else {
@@ -352,8 +353,7 @@ impl Registrar {
         let mut secrets = vec![self.api_key.expose().to_owned()];
         if let Some(token) = &self.webhook_token {
             secrets.push(token.expose().to_owned());
-            let encoded = url_with_token("", Some(token));
-            secrets.push(encoded.trim_start_matches("?token=").to_owned());
+            secrets.push(encoded_query_value(token.expose()));
         }
         secrets
             .iter()

@@ -159,6 +159,22 @@ async fn create_reuses_a_registration_that_already_points_at_the_url() {
 }
 
 #[tokio::test]
+async fn create_reuses_a_registration_of_another_api_user_and_moves_it() {
+    let engagelab = FakeEngageLab::start().await;
+    let existing = engagelab.seed(CALLBACK_URL, &[1], "transactional");
+    let registrar = registrar(&engagelab, None);
+    let response = ResponseUrl::start().await;
+    let event = request("Create", &response, None, properties(&["deliver"], Some("marketing")));
+
+    let answer = handle(&registrar, &event, &response).await;
+
+    assert_answer(&answer, "SUCCESS", &event);
+    assert_eq!(answer["PhysicalResourceId"], existing.to_string());
+    assert_eq!(engagelab.webhooks().len(), 1);
+    assert_eq!(engagelab.webhook(existing).unwrap()["api_user"], "marketing");
+}
+
+#[tokio::test]
 async fn create_of_a_registration_already_as_wanted_changes_nothing() {
     let engagelab = FakeEngageLab::start().await;
     let existing = engagelab.seed(CALLBACK_URL, &[11, 1], "");
