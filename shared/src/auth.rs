@@ -43,6 +43,11 @@ impl Secret {
     fn bytes(&self) -> &[u8] {
         self.0.as_bytes()
     }
+
+    /// For building a credential (a Basic-auth header, a callback URL) inside this crate.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
 }
 
 impl fmt::Debug for Secret {

@@ -3,9 +3,17 @@
 
 pub mod auth;
 pub mod cursor;
+#[cfg(feature = "engagelab-api")]
+pub mod engagelab_api;
+#[cfg(feature = "engagelab-cli")]
+pub mod engagelab_cli;
+#[cfg(feature = "engagelab-api")]
+pub mod engagelab_registration;
 pub mod event;
 pub mod providers;
 pub mod http;
+#[cfg(feature = "engagelab-api")]
+pub mod https_client;
 pub mod query;
 pub mod raw_codec;
 pub mod reader;
