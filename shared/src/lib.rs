@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod cursor;
 pub mod event;
+pub mod json;
 pub mod providers;
 pub mod http;
 pub mod query;
