@@ -1,12 +1,11 @@
-//! Provider JSON as the normalizers read it: borrowed from the body, with every object's keys
-//! sorted once while parsing.
+//! Provider JSON as the normalizers read it: borrowed from the body.
 //!
-//! A webhook body is read once and then looked up a few dozen times and, for providers without
-//! event ids, written out in canonical form to hash. `serde_json::Value` would copy every string
-//! and key into its own allocation and its map would have to be re-sorted for the canonical
-//! form; here strings stay slices of the body (unless they hold escapes), a lookup is a binary
-//! search, and the canonical form is a plain walk. Parsing goes through serde_json's own
-//! deserializer, so what it accepts and how it reads numbers are serde_json's.
+//! A webhook body is read once, looked up a few dozen times and, for providers without event
+//! ids, written out in canonical form to hash. `serde_json::Value` would copy every string and
+//! key into its own allocation and keep every object in a tree map; here strings stay slices of
+//! the body (unless they hold escapes) and an object is its members as sent, in one vector: a
+//! lookup scans a few keys, and only the canonical form sorts them. Parsing goes through
+//! serde_json's own deserializer, so what it accepts and how it reads numbers are serde_json's.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -24,8 +23,8 @@ pub enum Value<'a> {
     Object(Object<'a>),
 }
 
-/// A JSON object's members, sorted by key. A key sent twice keeps its last value, as it would
-/// in a `serde_json::Map`.
+/// A JSON object's members in the order they were sent. A key sent twice counts with its last
+/// value, as in a `serde_json::Map`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Object<'a> {
     members: Vec<(Cow<'a, str>, Value<'a>)>,
@@ -68,7 +67,7 @@ impl<'a> Value<'a> {
             Value::Bool(true) => out.extend_from_slice(b"true"),
             Value::Bool(false) => out.extend_from_slice(b"false"),
             Value::Number(number) => write_compact(number, out),
-            Value::String(text) => write_compact(text.as_ref(), out),
+            Value::String(text) => write_string(text, out),
             Value::Array(items) => {
                 out.push(b'[');
                 for (index, item) in items.iter().enumerate() {
@@ -89,6 +88,17 @@ fn write_compact<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
     let _ = serde_json::to_writer(out, value);
 }
 
+/// A JSON string as serde_json writes it. It escapes only quotes, backslashes and control
+/// characters, so the many strings without any are copied as they are.
+fn write_string(text: &str, out: &mut Vec<u8>) {
+    if text.bytes().any(|byte| byte < 0x20 || byte == b'"' || byte == b'\\') {
+        return write_compact(text, out);
+    }
+    out.push(b'"');
+    out.extend_from_slice(text.as_bytes());
+    out.push(b'"');
+}
+
 impl<'a> Object<'a> {
     /// The object `text` holds, borrowing its strings; `None` when it holds valid JSON that is
     /// not an object. For callers that know they hold an object, such as tests.
@@ -99,37 +109,37 @@ impl<'a> Object<'a> {
         })
     }
 
-    fn from_members(mut members: Vec<(Cow<'a, str>, Value<'a>)>) -> Self {
-        // Reversed first, so that of equal keys the stable sort puts the last one sent first,
-        // and dedup keeps it.
-        members.reverse();
-        members.sort_by(|a, b| a.0.cmp(&b.0));
-        members.dedup_by(|later, kept| later.0 == kept.0);
-        Object { members }
-    }
-
+    /// The value of `key`; the last one when it was sent twice.
     pub fn get(&self, key: &str) -> Option<&Value<'a>> {
-        let index = self.members.binary_search_by(|(member, _)| member.as_ref().cmp(key)).ok()?;
-        Some(&self.members[index].1)
+        self.members.iter().rev().find(|(member, _)| member == key).map(|(_, value)| value)
     }
 
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
     }
 
-    /// Members in key order.
+    /// Members in the order sent, a key sent twice included twice: collected into a map, the
+    /// last one wins, as in serde_json.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value<'a>)> {
         self.members.iter().map(|(key, value)| (key.as_ref(), value))
     }
 
     /// See [`Value::write_canonical`].
     pub fn write_canonical(&self, out: &mut Vec<u8>) {
+        let mut sorted: Vec<&(Cow<'a, str>, Value<'a>)> = self.members.iter().collect();
+        // Stable, so that of a key sent twice the last one sent comes last, and is the one kept.
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
         out.push(b'{');
-        for (index, (key, item)) in self.members.iter().enumerate() {
-            if index > 0 {
+        let mut first = true;
+        for (index, (key, item)) in sorted.iter().copied().enumerate() {
+            if sorted.get(index + 1).is_some_and(|next| next.0 == *key) {
+                continue;
+            }
+            if !first {
                 out.push(b',');
             }
-            write_compact(key.as_ref(), out);
+            first = false;
+            write_string(key, out);
             out.push(b':');
             item.write_canonical(out);
         }
@@ -206,7 +216,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
         while let Some(Key(key)) = access.next_key()? {
             members.push((key, access.next_value()?));
         }
-        Ok(Value::Object(Object::from_members(members)))
+        Ok(Value::Object(Object { members }))
     }
 }
 
@@ -271,7 +281,8 @@ mod tests {
         let object = Object::parse(text).unwrap().unwrap();
         let expected: serde_json::Value = serde_json::from_str(text).unwrap();
         assert_eq!(Value::Object(object.clone()).to_serde(), expected);
-        assert_eq!(object.iter().map(|(key, _)| key).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(object.get("a").map(Value::to_serde), Some(serde_json::json!({"c": 4})));
+        assert_eq!(canonical(text), r#"{"a":{"c":4},"b":2}"#);
     }
 
     #[test]
