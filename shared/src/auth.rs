@@ -33,15 +33,25 @@ const MILLISECOND_TIMESTAMPS_FROM: i64 = 100_000_000_000;
 
 /// A configured secret. It is only ever compared, never shown.
 #[derive(Clone)]
-pub struct Secret(String);
+pub struct Secret {
+    value: String,
+    /// HMAC-SHA256 keyed with the secret. Keying hashes two blocks; done once here, a request
+    /// only clones the keyed state.
+    hmac: Hmac<Sha256>,
+    /// SHA-256 of the secret, what a URL token is compared against.
+    digest: [u8; 32],
+}
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
+        let value = value.into();
+        let hmac = Hmac::<Sha256>::new_from_slice(value.as_bytes()).expect("HMAC takes any key length");
+        let digest = sha2::Sha256::digest(value.as_bytes()).into();
+        Secret { value, hmac, digest }
     }
 
     fn bytes(&self) -> &[u8] {
-        self.0.as_bytes()
+        self.value.as_bytes()
     }
 
     /// For building a credential (a Basic-auth header, a callback URL) inside this crate.
@@ -204,8 +214,17 @@ fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, Aut
     Ok(text)
 }
 
-fn decode_hex(text: &str, name: &'static str) -> Result<Vec<u8>, AuthError> {
-    hex::decode(text).map_err(|_| AuthError::MalformedHeader(name))
+/// Calls `use_bytes` with the bytes `text` spells in hex. A signature of up to 32 bytes, which
+/// is every signature a provider sends, is decoded on the stack.
+fn with_decoded_hex<T>(text: &str, name: &'static str, use_bytes: impl FnOnce(&[u8]) -> T) -> Result<T, AuthError> {
+    let malformed = |_| AuthError::MalformedHeader(name);
+    let mut on_stack = [0; 32];
+    if text.len() % 2 == 0 && text.len() <= 2 * on_stack.len() {
+        let bytes = &mut on_stack[..text.len() / 2];
+        hex::decode_to_slice(text, bytes).map_err(malformed)?;
+        return Ok(use_bytes(bytes));
+    }
+    Ok(use_bytes(&hex::decode(text).map_err(malformed)?))
 }
 
 fn verify_engagelab(
@@ -219,7 +238,7 @@ fn verify_engagelab(
         return Err(AuthError::WrongAppKey);
     }
     let timestamp = header(headers, ENGAGELAB_TIMESTAMP)?;
-    let signature = decode_hex(header(headers, ENGAGELAB_SIGNATURE)?, ENGAGELAB_SIGNATURE)?;
+    let signature = header(headers, ENGAGELAB_SIGNATURE)?;
 
     let sent: i64 = timestamp.parse().map_err(|_| AuthError::MalformedHeader(ENGAGELAB_TIMESTAMP))?;
     // saturating_abs: `i64::MIN.abs()` overflows, and the timestamp is whatever the caller sent.
@@ -230,26 +249,28 @@ fn verify_engagelab(
         return Err(AuthError::StaleTimestamp);
     }
 
-    // The HMAC form is 32 bytes and the MD5 form 16: the length says which one was sent.
-    if !matches!(signature.len(), 16 | 32) {
-        return Err(AuthError::MalformedHeader(ENGAGELAB_SIGNATURE));
-    }
-    let matches = |key: &Secret| match signature.len() {
-        32 => {
-            let mut mac = Hmac::<Sha256>::new_from_slice(key.bytes()).expect("HMAC takes any key length");
-            mac.update(timestamp.as_bytes());
-            mac.verify_slice(&signature).is_ok()
+    with_decoded_hex(signature, ENGAGELAB_SIGNATURE, |signature| {
+        // The HMAC form is 32 bytes and the MD5 form 16: the length says which one was sent.
+        if !matches!(signature.len(), 16 | 32) {
+            return Err(AuthError::MalformedHeader(ENGAGELAB_SIGNATURE));
         }
-        16 => {
-            let mut digest = Md5::new();
-            digest.update(timestamp.as_bytes());
-            digest.update(app_key_header.as_bytes());
-            digest.update(key.bytes());
-            bool::from(digest.finalize().as_slice().ct_eq(&signature))
-        }
-        _ => false,
-    };
-    any_key(app_keys, matches)
+        let matches = |key: &Secret| match signature.len() {
+            32 => {
+                let mut mac = key.hmac.clone();
+                mac.update(timestamp.as_bytes());
+                mac.verify_slice(signature).is_ok()
+            }
+            16 => {
+                let mut digest = Md5::new();
+                digest.update(timestamp.as_bytes());
+                digest.update(app_key_header.as_bytes());
+                digest.update(key.bytes());
+                bool::from(digest.finalize().as_slice().ct_eq(signature))
+            }
+            _ => false,
+        };
+        any_key(app_keys, matches)
+    })?
 }
 
 fn verify_sendpost(api_keys: &SecretList, headers: &HeaderMap, body: &[u8]) -> Result<(), AuthError> {
@@ -259,12 +280,13 @@ fn verify_sendpost(api_keys: &SecretList, headers: &HeaderMap, body: &[u8]) -> R
             return Err(AuthError::UnsupportedAlgorithm);
         }
     }
-    let signature = decode_hex(header(headers, SENDPOST_SIGNATURE)?, SENDPOST_SIGNATURE)?;
-    any_key(api_keys, |key| {
-        let mut mac = Hmac::<Sha256>::new_from_slice(key.bytes()).expect("HMAC takes any key length");
-        mac.update(body);
-        mac.verify_slice(&signature).is_ok()
-    })
+    with_decoded_hex(header(headers, SENDPOST_SIGNATURE)?, SENDPOST_SIGNATURE, |signature| {
+        any_key(api_keys, |key| {
+            let mut mac = key.hmac.clone();
+            mac.update(body);
+            mac.verify_slice(signature).is_ok()
+        })
+    })?
 }
 
 /// Tries every key (not stopping at the first match) so timing does not tell which one matched.
@@ -289,11 +311,10 @@ fn verify_url_token(tokens: &SecretList, request: &AuthRequest<'_>) -> Result<()
         return Err(AuthError::MissingToken);
     }
     // Hashing first makes the comparison independent of the tokens' lengths.
+    let offered_digests: Vec<[u8; 32]> =
+        offered.iter().map(|candidate| sha2::Sha256::digest(candidate).into()).collect();
     let matched = tokens.iter().fold(false, |found, token| {
-        let expected = sha2::Sha256::digest(token.bytes());
-        offered.iter().fold(found, |found, candidate| {
-            bool::from(sha2::Sha256::digest(candidate).ct_eq(&expected)) | found
-        })
+        offered_digests.iter().fold(found, |found, candidate| bool::from(candidate.ct_eq(&token.digest)) | found)
     });
     if matched {
         Ok(())

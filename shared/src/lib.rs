@@ -10,6 +10,7 @@ pub mod engagelab_cli;
 #[cfg(feature = "engagelab-api")]
 pub mod engagelab_registration;
 pub mod event;
+pub mod json;
 pub mod providers;
 pub mod http;
 #[cfg(feature = "engagelab-api")]

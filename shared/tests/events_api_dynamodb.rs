@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Duration, Utc};
 use lambda_http::{Body, Request};
 use mailhooks::event::{event_id, format_timestamp, BounceType, Event, EventIdentity, EventType};
+use mailhooks::json;
 use mailhooks::http::{EventsApi, EVENTS_API_TOKEN};
 use mailhooks::reader::EventReader;
 use mailhooks::store::{type_shard, EventKeys, EventStore};
@@ -104,9 +105,10 @@ fn event(
         "provider": provider, "type": event_type, "at": format_timestamp(occurred_at),
         "message": message_id, "to": recipient
     });
-    let mut event = Event::new(provider, event_type, occurred_at, at("2024-06-01T00:00:00Z"), &raw.to_string());
-    let object = raw.as_object().expect("built as an object");
-    event.event_id = event_id(provider, EventIdentity::Payload(object), None);
+    let raw = raw.to_string();
+    let mut event = Event::new(provider, event_type, occurred_at, at("2024-06-01T00:00:00Z"), &raw);
+    let object = json::Object::parse(&raw).expect("valid JSON").expect("built as an object");
+    event.event_id = event_id(provider, EventIdentity::Payload(&object), None);
     event.message_id = Some(message_id.to_owned());
     event.recipient = Some(recipient.to_owned());
     event

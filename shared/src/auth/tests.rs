@@ -328,7 +328,7 @@ fn secret_list_without_secrets_is_none() {
 #[test]
 fn secret_list_trims_and_skips_empty_entries() {
     let list = SecretList::parse(" k1 , ,k2,  ").unwrap();
-    let secrets: Vec<&str> = list.iter().map(|secret| secret.0.as_str()).collect();
+    let secrets: Vec<&str> = list.iter().map(|secret| secret.value.as_str()).collect();
     assert_eq!(secrets, ["k1", "k2"]);
 }
 

@@ -5,18 +5,16 @@
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
 
 use super::{fields, Env, Provider};
 use crate::auth::{tolerance_from_env, Authenticator, ConfigError, SecretList};
 use crate::event::{event_id, BounceType, Event, EventIdentity, EventType};
+use crate::json::{Object, Value};
 
 pub const PROVIDER: Provider = Provider { name: "engagelab", authenticator, normalize };
 
-type Object = Map<String, Value>;
-
 /// Stands in for a missing part of the callback, so that every field read is a plain lookup.
-static EMPTY: LazyLock<Object> = LazyLock::new(Object::new);
+static EMPTY: LazyLock<Object<'static>> = LazyLock::new(Object::default);
 
 /// Data fields that only inbound `route` callbacks carry and that are worth keeping beside the
 /// event. The message itself (`html`, `text`, `raw_message`) stays in `raw` only: copied here it
@@ -32,7 +30,7 @@ fn authenticator(env: Env<'_>) -> Result<Authenticator, ConfigError> {
         .with_url_token(SecretList::from_env(env, "ENGAGELAB_WEBHOOK_TOKEN")))
 }
 
-fn normalize(object: &Object, raw: &str, received_at: DateTime<Utc>) -> Vec<Event> {
+fn normalize(object: &Object<'_>, raw: &str, received_at: DateTime<Utc>) -> Vec<Event> {
     let callback = Callback::read(object);
     let base = callback.base_event(raw, received_at);
     let mut addressees = callback.addressees();
@@ -94,20 +92,20 @@ impl Family {
 
 /// One callback object with its parts located; parts it lacks read as empty.
 struct Callback<'a> {
-    object: &'a Object,
+    object: &'a Object<'a>,
     /// `status` or `response`: the name of what happened and, for failures, the error code.
-    notice: &'a Object,
+    notice: &'a Object<'a>,
     /// `status_data` or `response_data`.
-    data: &'a Object,
+    data: &'a Object<'a>,
     /// The failure's text and subcategory, in `status` callbacks.
-    error_detail: &'a Object,
+    error_detail: &'a Object<'a>,
     /// The provider's own name for the event, even when we do not know it.
     name: Option<String>,
     event_type: EventType,
 }
 
 impl<'a> Callback<'a> {
-    fn read(object: &'a Object) -> Self {
+    fn read(object: &'a Object<'a>) -> Self {
         let found = [Family::Status, Family::Response]
             .into_iter()
             .find_map(|family| Some((family, fields::object(object, family.key())?)));
@@ -154,7 +152,7 @@ impl<'a> Callback<'a> {
 
     /// Status callbacks other than `target` carry `from` and `subject` at the top level, while
     /// `target` and `route` carry them in their data.
-    fn top_level_or_data(&self, read: fn(&Object, &str) -> Option<String>, key: &str) -> Option<String> {
+    fn top_level_or_data(&self, read: fn(&Object<'_>, &str) -> Option<String>, key: &str) -> Option<String> {
         read(self.object, key).or_else(|| read(self.data, key))
     }
 
@@ -190,7 +188,7 @@ impl<'a> Callback<'a> {
         })
     }
 
-    fn metadata(&self) -> Object {
+    fn metadata(&self) -> serde_json::Map<String, serde_json::Value> {
         let entries = [
             ("task_id", identifier(self.data, "task_id")),
             ("label_id", identifier(self.data, "label_id")),
@@ -257,7 +255,7 @@ struct Addressee {
 }
 
 impl Addressee {
-    fn into_event(self, mut event: Event, payload: &Object) -> Event {
+    fn into_event(self, mut event: Event, payload: &Object<'_>) -> Event {
         let fan_out_recipient = self.recipient.as_deref().filter(|_| self.fanned_out);
         event.event_id = event_id(PROVIDER.name, EventIdentity::Payload(payload), fan_out_recipient);
         event.recipient = self.recipient;
@@ -268,7 +266,7 @@ impl Addressee {
 
 /// A list field's entries, in place (`tos` and `email_ids` pair up by index); a lone value
 /// counts as a one-entry list.
-fn entries<'a>(object: &'a Object, key: &str) -> &'a [Value] {
+fn entries<'a, 'b>(object: &'a Object<'b>, key: &str) -> &'a [Value<'b>] {
     match object.get(key) {
         Some(Value::Array(items)) => items,
         Some(Value::Null) | None => &[],
@@ -276,15 +274,15 @@ fn entries<'a>(object: &'a Object, key: &str) -> &'a [Value] {
     }
 }
 
-fn non_empty_text(value: &Value) -> Option<String> {
+fn non_empty_text(value: &Value<'_>) -> Option<String> {
     let text = value.as_str()?.trim();
     (!text.is_empty()).then(|| text.to_owned())
 }
 
 /// EngageLab documents ids such as `task_id` as integers but sends them as strings (`"-1"`):
 /// stored as numbers whenever they are integral, as sent otherwise.
-fn identifier(object: &Object, key: &str) -> Option<Value> {
-    fields::integer(object, key).map(Value::from).or_else(|| fields::meaningful(object, key))
+fn identifier(object: &Object<'_>, key: &str) -> Option<serde_json::Value> {
+    fields::integer(object, key).map(serde_json::Value::from).or_else(|| fields::meaningful(object, key))
 }
 
 #[cfg(test)]

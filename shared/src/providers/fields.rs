@@ -2,11 +2,12 @@
 //! numbers, nulls and empty strings for "unknown", and timestamps in several units.
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
+
+use crate::json::{Object, Value};
 
 /// A text field: strings trimmed, numbers and booleans as their text; empty, null and
 /// structured values are absent.
-pub fn text(object: &Map<String, Value>, key: &str) -> Option<String> {
+pub fn text(object: &Object<'_>, key: &str) -> Option<String> {
     match object.get(key)? {
         Value::String(text) => {
             let trimmed = text.trim();
@@ -19,7 +20,7 @@ pub fn text(object: &Map<String, Value>, key: &str) -> Option<String> {
 }
 
 /// An integer field sent as a JSON integer, an integral float, or a string of digits.
-pub fn integer(object: &Map<String, Value>, key: &str) -> Option<i64> {
+pub fn integer(object: &Object<'_>, key: &str) -> Option<i64> {
     match object.get(key)? {
         Value::Number(number) => number
             .as_i64()
@@ -30,12 +31,12 @@ pub fn integer(object: &Map<String, Value>, key: &str) -> Option<i64> {
 }
 
 /// A nested object, if the field is one.
-pub fn object<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Map<String, Value>> {
+pub fn object<'a, 'b>(object: &'a Object<'b>, key: &str) -> Option<&'a Object<'b>> {
     object.get(key)?.as_object()
 }
 
 /// A field kept as metadata: absent when null, empty string, empty object or empty array.
-pub fn meaningful(object: &Map<String, Value>, key: &str) -> Option<Value> {
+pub fn meaningful(object: &Object<'_>, key: &str) -> Option<serde_json::Value> {
     let value = object.get(key)?;
     let empty = match value {
         Value::Null => true,
@@ -44,11 +45,11 @@ pub fn meaningful(object: &Map<String, Value>, key: &str) -> Option<Value> {
         Value::Array(items) => items.is_empty(),
         _ => false,
     };
-    (!empty).then(|| value.clone())
+    (!empty).then(|| value.to_serde())
 }
 
 /// The strings of a list field, skipping empty and non-text entries.
-pub fn text_list(object: &Map<String, Value>, key: &str) -> Vec<String> {
+pub fn text_list(object: &Object<'_>, key: &str) -> Vec<String> {
     match object.get(key) {
         Some(Value::Array(items)) => items
             .iter()
@@ -71,7 +72,7 @@ const NANOS_FROM: i128 = 100_000_000_000_000_000;
 
 /// An epoch timestamp in seconds, milliseconds, microseconds or nanoseconds (detected from its
 /// magnitude), sent as a number or a string of digits. Fractional seconds are honoured.
-pub fn epoch(object: &Map<String, Value>, key: &str) -> Option<DateTime<Utc>> {
+pub fn epoch(object: &Object<'_>, key: &str) -> Option<DateTime<Utc>> {
     let nanos: i128 = match object.get(key)? {
         Value::Number(number) => match number.as_i64() {
             Some(whole) => scale_to_nanos(whole.into())?,
@@ -147,7 +148,7 @@ fn first_mailbox(text: &str) -> Option<&str> {
 }
 
 /// [`bare_address`] of a text field.
-pub fn address(object: &Map<String, Value>, key: &str) -> Option<String> {
+pub fn address(object: &Object<'_>, key: &str) -> Option<String> {
     bare_address(&text(object, key)?)
 }
 
@@ -156,8 +157,9 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn map(value: Value) -> Map<String, Value> {
-        value.as_object().unwrap().clone()
+    /// Parsed objects borrow their text: a test's few bytes are simply leaked.
+    fn map(value: serde_json::Value) -> Object<'static> {
+        Object::parse(Box::leak(value.to_string().into_boxed_str())).unwrap().unwrap()
     }
 
     #[test]

@@ -4,10 +4,10 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
 use crate::auth::{Authenticator, ConfigError};
 use crate::event::Event;
+use crate::json::{Object, Value};
 
 pub mod engagelab;
 pub mod fields;
@@ -24,7 +24,7 @@ pub struct Provider {
     /// Builds the checks its configured secrets call for.
     pub authenticator: fn(Env<'_>) -> Result<Authenticator, ConfigError>,
     /// Turns one JSON object of the body (and its exact text) into one or more events.
-    pub normalize: fn(&Map<String, Value>, &str, DateTime<Utc>) -> Vec<Event>,
+    pub normalize: fn(&Object<'_>, &str, DateTime<Utc>) -> Vec<Event>,
 }
 
 pub const ALL: &[&Provider] = &[&engagelab::PROVIDER, &sendpost::PROVIDER, &tencent_ses::PROVIDER];
@@ -60,7 +60,7 @@ impl Provider {
 }
 
 /// The body's provider events, each with its exact text so every event keeps its own raw JSON.
-fn split_body(body: &[u8]) -> Result<Vec<(Map<String, Value>, &str)>, PayloadError> {
+fn split_body(body: &[u8]) -> Result<Vec<(Object<'_>, &str)>, PayloadError> {
     let text = std::str::from_utf8(body).map_err(|_| PayloadError::NotUtf8)?;
     let trimmed = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
     if !trimmed.starts_with('[') {
@@ -84,7 +84,7 @@ fn split_body(body: &[u8]) -> Result<Vec<(Map<String, Value>, &str)>, PayloadErr
         .collect()
 }
 
-fn json_kind(value: &Value) -> &'static str {
+fn json_kind(value: &Value<'_>) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

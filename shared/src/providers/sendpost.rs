@@ -3,11 +3,12 @@
 //! fills only for some types, and leaves empty (`""`, `0`) for the others.
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
+use serde_json::Map;
 
 use super::{fields, Env, Provider};
 use crate::auth::{Authenticator, ConfigError, SecretList};
 use crate::event::{event_id, BounceType, Event, EventIdentity, EventType};
+use crate::json::{Object, Value};
 
 pub const PROVIDER: Provider = Provider { name: "sendpost", authenticator, normalize };
 
@@ -44,8 +45,8 @@ const KINDS: [Kind; 9] = [
 /// Sending-side settings worth filtering on, read from `event` first, then `emailMessage`.
 const SENDING_METADATA: [&str; 6] = ["subAccountID", "ipID", "ipPoolID", "domainID", "messageType", "templateId"];
 
-fn normalize(object: &Map<String, Value>, raw: &str, received_at: DateTime<Utc>) -> Vec<Event> {
-    let no_fields = Map::new();
+fn normalize(object: &Object<'_>, raw: &str, received_at: DateTime<Utc>) -> Vec<Event> {
+    let no_fields = Object::default();
     let details = fields::object(object, "event").unwrap_or(&no_fields);
     let message = fields::object(object, "emailMessage").unwrap_or(&no_fields);
     let specifics = fields::object(details, "eventMetadata").unwrap_or(&no_fields);
@@ -90,19 +91,20 @@ fn normalize(object: &Map<String, Value>, raw: &str, received_at: DateTime<Utc>)
 }
 
 /// `event.type`, which SendPost sends as a number and sometimes as a string of digits.
-fn type_code(details: &Map<String, Value>) -> Option<usize> {
+fn type_code(details: &Object<'_>) -> Option<usize> {
     usize::try_from(fields::integer(details, "type")?).ok()
 }
 
 /// SendPost sends 0 when there was no SMTP exchange (opens, clicks, ...).
-fn smtp_code(object: &Map<String, Value>) -> Option<i64> {
+fn smtp_code(object: &Object<'_>) -> Option<i64> {
     fields::integer(object, "smtpCode").filter(|code| *code > 0)
 }
 
 /// The `emailMessage.to` entry of this event's recipient; the first one when the event does
 /// not say whom it is about.
-fn recipient_entry<'a>(message: &'a Map<String, Value>, recipient: Option<&str>) -> Option<&'a Map<String, Value>> {
-    let mut entries = message.get("to")?.as_array()?.iter().filter_map(Value::as_object);
+fn recipient_entry<'a, 'b>(message: &'a Object<'b>, recipient: Option<&str>) -> Option<&'a Object<'b>> {
+    let Value::Array(entries) = message.get("to")? else { return None };
+    let mut entries = entries.iter().filter_map(Value::as_object);
     match recipient {
         Some(recipient) => entries.find(|entry| fields::address(entry, "email").as_deref() == Some(recipient)),
         None => entries.next(),
@@ -113,10 +115,10 @@ fn recipient_entry<'a>(message: &'a Map<String, Value>, recipient: Option<&str>)
 /// (`geo`, `os`, `device`) stay in `raw` only: copied here they would push an open's index
 /// entries past 1 KB.
 fn metadata(
-    details: &Map<String, Value>,
-    message: &Map<String, Value>,
-    recipient_entry: Option<&Map<String, Value>>,
-) -> Map<String, Value> {
+    details: &Object<'_>,
+    message: &Object<'_>,
+    recipient_entry: Option<&Object<'_>>,
+) -> Map<String, serde_json::Value> {
     let mut metadata = Map::new();
     for key in SENDING_METADATA {
         if let Some(value) = pruned_field(details, key).or_else(|| pruned_field(message, key)) {
@@ -133,35 +135,35 @@ fn metadata(
 }
 
 /// The message's custom fields, overridden by the recipient's own where those are set.
-fn custom_fields(message: &Map<String, Value>, recipient_entry: Option<&Map<String, Value>>) -> Option<Value> {
+fn custom_fields(message: &Object<'_>, recipient_entry: Option<&Object<'_>>) -> Option<serde_json::Value> {
     let recipients_own = recipient_entry.and_then(|entry| fields::object(entry, "customFields"));
     let mut merged = Map::new();
     for custom_fields in [fields::object(message, "customFields"), recipients_own].into_iter().flatten() {
-        merged.extend(custom_fields.iter().filter_map(|(key, value)| Some((key.clone(), pruned(value)?))));
+        merged.extend(custom_fields.iter().filter_map(|(key, value)| Some((key.to_owned(), pruned(value)?))));
     }
-    (!merged.is_empty()).then_some(Value::Object(merged))
+    (!merged.is_empty()).then_some(serde_json::Value::Object(merged))
 }
 
-fn pruned_field(object: &Map<String, Value>, key: &str) -> Option<Value> {
+fn pruned_field(object: &Object<'_>, key: &str) -> Option<serde_json::Value> {
     object.get(key).and_then(pruned)
 }
 
 /// `value` without its null and blank parts at any depth (SendPost sends `"device":
 /// {"Family": ""}` for an unknown device); absent when nothing is left.
-fn pruned(value: &Value) -> Option<Value> {
+fn pruned(value: &Value<'_>) -> Option<serde_json::Value> {
     match value {
         Value::Null => None,
         Value::String(text) if text.trim().is_empty() => None,
         Value::Object(map) => {
-            let kept: Map<String, Value> =
-                map.iter().filter_map(|(key, item)| Some((key.clone(), pruned(item)?))).collect();
-            (!kept.is_empty()).then_some(Value::Object(kept))
+            let kept: Map<String, serde_json::Value> =
+                map.iter().filter_map(|(key, item)| Some((key.to_owned(), pruned(item)?))).collect();
+            (!kept.is_empty()).then_some(serde_json::Value::Object(kept))
         }
         Value::Array(items) => {
-            let kept: Vec<Value> = items.iter().filter_map(pruned).collect();
-            (!kept.is_empty()).then_some(Value::Array(kept))
+            let kept: Vec<serde_json::Value> = items.iter().filter_map(pruned).collect();
+            (!kept.is_empty()).then_some(serde_json::Value::Array(kept))
         }
-        scalar => Some(scalar.clone()),
+        scalar => Some(scalar.to_serde()),
     }
 }
 
@@ -170,41 +172,50 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Parsed values borrow their text: a test's few bytes are simply leaked.
+    fn parsed(value: serde_json::Value) -> Value<'static> {
+        serde_json::from_str(Box::leak(value.to_string().into_boxed_str())).unwrap()
+    }
+
+    fn object(value: serde_json::Value) -> Object<'static> {
+        parsed(value).as_object().unwrap().clone()
+    }
+
     #[test]
     fn pruned_drops_blank_parts_at_any_depth() {
-        assert_eq!(pruned(&json!({"Family": ""})), None);
-        assert_eq!(pruned(&json!({"a": null, "b": [" ", {}], "c": {"d": ""}})), None);
+        assert_eq!(pruned(&parsed(json!({"Family": ""}))), None);
+        assert_eq!(pruned(&parsed(json!({"a": null, "b": [" ", {}], "c": {"d": ""}}))), None);
         assert_eq!(
-            pruned(&json!({"Family": "Windows", "Major": "", "n": 0, "l": ["x", ""], "f": false})),
+            pruned(&parsed(json!({"Family": "Windows", "Major": "", "n": 0, "l": ["x", ""], "f": false}))),
             Some(json!({"Family": "Windows", "n": 0, "l": ["x"], "f": false}))
         );
     }
 
     #[test]
     fn recipient_entry_matches_the_address_whatever_its_case() {
-        let message = json!({"to": [{"email": "a@x.com"}, 7, {"email": "B@X.com", "n": 2}]});
-        let message = message.as_object().unwrap();
-        assert_eq!(recipient_entry(message, Some("b@x.com")).and_then(|entry| entry.get("n")), Some(&json!(2)));
-        assert_eq!(recipient_entry(message, None).and_then(|entry| entry.get("email")), Some(&json!("a@x.com")));
-        assert_eq!(recipient_entry(message, Some("c@x.com")), None);
+        let message = object(json!({"to": [{"email": "a@x.com"}, 7, {"email": "B@X.com", "n": 2}]}));
+        let field = |entry: Option<&Object<'_>>, key: &str| entry.and_then(|entry| entry.get(key)?.to_serde().into());
+        assert_eq!(field(recipient_entry(&message, Some("b@x.com")), "n"), Some(json!(2)));
+        assert_eq!(field(recipient_entry(&message, None), "email"), Some(json!("a@x.com")));
+        assert_eq!(recipient_entry(&message, Some("c@x.com")), None);
     }
 
     #[test]
     fn custom_fields_of_the_recipient_override_the_messages_unless_blank() {
-        let message = json!({"customFields": {"Company": "Hooli", "Plan": "pro", "Empty": ""}});
-        let recipient = json!({"customFields": {"Company": "Aviato", "Plan": " ", "Seat": 3}});
+        let message = object(json!({"customFields": {"Company": "Hooli", "Plan": "pro", "Empty": ""}}));
+        let recipient = object(json!({"customFields": {"Company": "Aviato", "Plan": " ", "Seat": 3}}));
         assert_eq!(
-            custom_fields(message.as_object().unwrap(), recipient.as_object()),
+            custom_fields(&message, Some(&recipient)),
             Some(json!({"Company": "Aviato", "Plan": "pro", "Seat": 3}))
         );
-        assert_eq!(custom_fields(&Map::new(), json!({"customFields": {"a": null}}).as_object()), None);
+        assert_eq!(custom_fields(&Object::default(), Some(&object(json!({"customFields": {"a": null}})))), None);
     }
 
     #[test]
     fn type_codes_out_of_range_are_unknown() {
         for code in [json!(-1), json!(9), json!(i64::MIN), json!("x"), json!(null), json!(2.5)] {
-            let object = json!({"event": {"type": code}});
-            let events = normalize(object.as_object().unwrap(), "{}", DateTime::UNIX_EPOCH);
+            let object = object(json!({"event": {"type": code}}));
+            let events = normalize(&object, "{}", DateTime::UNIX_EPOCH);
             assert_eq!(events[0].event_type, EventType::Unknown, "{code}");
         }
     }

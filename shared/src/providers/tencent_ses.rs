@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use super::{fields, Env, Provider};
 use crate::auth::{Authenticator, ConfigError, SecretList};
 use crate::event::{event_id, BounceType, Event, EventIdentity, EventType};
+use crate::json::Object;
 
 pub const PROVIDER: Provider = Provider { name: "tencent_ses", authenticator, normalize };
 
@@ -26,7 +27,7 @@ const TEXT_METADATA: [&str; 2] = ["fromDomain", "messageId"];
 /// The sender's own string, echoed back on every event of the message.
 const CUSTOM_FIELD: &str = "X-Tencentcloudses-Cb-Custom";
 
-fn normalize(object: &Map<String, Value>, raw: &str, received_at: DateTime<Utc>) -> Vec<Event> {
+fn normalize(object: &Object<'_>, raw: &str, received_at: DateTime<Utc>) -> Vec<Event> {
     let provider_event = provider_event(object);
     let event_type = provider_event.as_deref().map_or(EventType::Unknown, event_type);
     let occurred_at = fields::epoch(object, "timestamp").unwrap_or(received_at);
@@ -51,7 +52,7 @@ fn normalize(object: &Map<String, Value>, raw: &str, received_at: DateTime<Utc>)
 }
 
 /// `event`, else the name of the `eventid` code, else the unrecognised code itself.
-fn provider_event(object: &Map<String, Value>) -> Option<String> {
+fn provider_event(object: &Object<'_>) -> Option<String> {
     fields::text(object, "event").or_else(|| {
         let name = fields::integer(object, "eventid")
             .and_then(|code| usize::try_from(code).ok()?.checked_sub(1))
@@ -75,7 +76,7 @@ fn event_type(name: &str) -> EventType {
 }
 
 /// `soft_bounce` / `hard_bounce`, or `soft` / `hard` from older payloads.
-fn bounce_type(object: &Map<String, Value>) -> Option<BounceType> {
+fn bounce_type(object: &Object<'_>) -> Option<BounceType> {
     match object.get("bounceType")?.as_str()?.trim() {
         "soft_bounce" | "soft" => Some(BounceType::Soft),
         "hard_bounce" | "hard" => Some(BounceType::Hard),
@@ -83,7 +84,7 @@ fn bounce_type(object: &Map<String, Value>) -> Option<BounceType> {
     }
 }
 
-fn metadata(object: &Map<String, Value>) -> Map<String, Value> {
+fn metadata(object: &Object<'_>) -> Map<String, Value> {
     let mut metadata = Map::new();
     for key in NUMERIC_METADATA {
         let number = fields::integer(object, key).map(Value::from);
@@ -149,7 +150,10 @@ mod tests {
 
     #[test]
     fn event_codes_name_the_event() {
-        let named = |code: Value| provider_event(serde_json::json!({ "eventid": code }).as_object().unwrap());
+        let named = |code: Value| {
+            let text = serde_json::json!({ "eventid": code }).to_string();
+            provider_event(&Object::parse(&text).unwrap().unwrap())
+        };
         assert_eq!(named(Value::from(1)).as_deref(), Some("delivered"));
         assert_eq!(named(Value::from("8")).as_deref(), Some("deferred"));
         assert_eq!(named(Value::from(0)).as_deref(), Some("0"));
