@@ -56,7 +56,7 @@ impl Secret {
 
     /// For building a credential (a Basic-auth header, a callback URL) inside this crate.
     pub(crate) fn expose(&self) -> &str {
-        &self.0
+        &self.value
     }
 }
 
