@@ -151,6 +151,7 @@ class Sender:
         self.latencies = []   # seconds, of every answered request
         self.statuses = {}
         self.retries = 0
+        self.transport_errors = {}  # message -> count: connections refused or reset, timeouts
         self.during_outage = {}  # status -> count, of requests sent and answered in the outage
         self.failures = []       # events given up on, with the last answer
 
@@ -177,6 +178,8 @@ class Sender:
         while True:
             status, answer, sent_at, answered_at = self.send_once(event)
             with self.lock:
+                if status is None:
+                    self.transport_errors[answer] = self.transport_errors.get(answer, 0) + 1
                 if status is not None:
                     self.latencies.append(answered_at - sent_at)
                     self.statuses[status] = self.statuses.get(status, 0) + 1
@@ -287,6 +290,7 @@ def main():
         "latency_ms_mean": round(statistics.mean(sender.latencies) * 1000, 1),
         "statuses": {str(status): count for status, count in sorted(sender.statuses.items())},
         "retries": sender.retries,
+        "transport_errors": sender.transport_errors,
         "suppressed_recipients": len(suppressed),
         "suppressions_as_expected": suppressed == expected,
         "failures": sender.failures[:5],
@@ -311,8 +315,8 @@ def main():
             problems.append("the outage never began")
         elif not sender.during_outage or set(sender.during_outage) != {500}:
             problems.append(f"requests answered during the outage got {sender.during_outage}, not only 500")
-    elif set(sender.statuses) != {200}:
-        problems.append(f"statuses other than 200 without an outage: {sender.statuses}")
+    elif set(sender.statuses) != {200} or sender.transport_errors:
+        problems.append(f"errors without an outage: statuses {sender.statuses}, transport {sender.transport_errors}")
     for problem in problems:
         print(f"load: FAILED: {problem}", file=sys.stderr)
     return 1 if problems else 0
