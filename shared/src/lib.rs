@@ -8,6 +8,7 @@ pub mod providers;
 pub mod http;
 pub mod query;
 pub mod raw_codec;
+pub mod raw_object;
 pub mod reader;
 pub mod store;
 pub mod suppression;
