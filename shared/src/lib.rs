@@ -17,6 +17,7 @@ pub mod http;
 pub mod https_client;
 pub mod query;
 pub mod raw_codec;
+pub mod raw_object;
 pub mod reader;
 pub mod store;
 pub mod suppression;

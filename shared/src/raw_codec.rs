@@ -115,14 +115,22 @@ pub enum RawDecodeError {
 /// `raw` as stored: zlib with the provider's dictionary (plain zlib for a provider without
 /// one) when that is smaller than the JSON text, else the text.
 pub fn encode_raw(provider: &str, raw: &str) -> AttributeValue {
+    encode_raw_within(provider, raw, usize::MAX).expect("no limit")
+}
+
+/// [`encode_raw`], or `None` when neither form fits in `max_bytes`. Compression stops as soon
+/// as its output passes `max_bytes`, so a large payload that cannot fit (a 5 MB inbound mail
+/// of attachments) costs only the work up to that point, not a full compression.
+pub fn encode_raw_within(provider: &str, raw: &str, max_bytes: usize) -> Option<AttributeValue> {
     let compressed = match dictionary_for(provider) {
-        Some(dictionary) => compress_with_dictionary(raw.as_bytes(), dictionary.bytes),
-        None => miniz_oxide::deflate::compress_to_vec_zlib(raw.as_bytes(), COMPRESSION_LEVEL),
+        Some(dictionary) => compress_with_dictionary_within(raw.as_bytes(), dictionary.bytes, max_bytes),
+        None => Some(miniz_oxide::deflate::compress_to_vec_zlib(raw.as_bytes(), COMPRESSION_LEVEL))
+            .filter(|compressed| compressed.len() <= max_bytes),
     };
-    if compressed.len() < raw.len() {
-        AttributeValue::B(Blob::new(compressed))
-    } else {
-        AttributeValue::S(raw.to_owned())
+    match compressed {
+        Some(compressed) if compressed.len() < raw.len() => Some(AttributeValue::B(Blob::new(compressed))),
+        _ if raw.len() <= max_bytes => Some(AttributeValue::S(raw.to_owned())),
+        _ => None,
     }
 }
 
@@ -137,6 +145,12 @@ pub fn decode_raw(stored: &AttributeValue) -> Result<String, RawDecodeError> {
 
 /// A zlib stream (RFC 1950) of `data` compressed with the preset dictionary `dictionary`.
 pub fn compress_with_dictionary(data: &[u8], dictionary: &[u8]) -> Vec<u8> {
+    compress_with_dictionary_within(data, dictionary, usize::MAX).expect("no limit")
+}
+
+/// [`compress_with_dictionary`], given up (`None`) as soon as the stream would exceed
+/// `max_bytes`.
+pub fn compress_with_dictionary_within(data: &[u8], dictionary: &[u8], max_bytes: usize) -> Option<Vec<u8>> {
     // Raw deflate (window_bits < 0): the zlib header is written here, with FDICT.
     let flags = create_comp_flags_from_zip_params(i32::from(COMPRESSION_LEVEL), -15, 0);
     let mut compressor = CompressorOxide::new(flags);
@@ -144,14 +158,19 @@ pub fn compress_with_dictionary(data: &[u8], dictionary: &[u8]) -> Vec<u8> {
     debug_assert!(status == TDEFLStatus::Okay && consumed == dictionary.len());
 
     let mut out = zlib_header_with_dictionary(adler32(dictionary)).to_vec();
+    // The Adler-32 trailer follows the deflate data.
+    let deflate_limit = max_bytes.saturating_sub(4);
     let (status, consumed) = compress_to_output(&mut compressor, data, TDEFLFlush::Finish, |chunk| {
         out.extend_from_slice(chunk);
-        true
+        out.len() <= deflate_limit
     });
-    // Writing to a Vec cannot fail, so the compressor always finishes.
+    if status == TDEFLStatus::PutBufFailed || out.len() > deflate_limit {
+        return None;
+    }
+    // Otherwise writing to a Vec cannot fail, so the compressor always finishes.
     debug_assert!(status == TDEFLStatus::Done && consumed == data.len());
     out.extend_from_slice(&adler32(data).to_be_bytes());
-    out
+    Some(out)
 }
 
 /// CMF, FLG (FDICT, FLEVEL and the FCHECK that makes `CMF * 256 + FLG` a multiple of 31),
@@ -288,6 +307,32 @@ mod tests {
         }
         // A dictionary longer than a stored block's 65,535 bytes still primes correctly.
         assert_eq!(stored_blocks(&[7; 70_000]).len(), 70_000 + 2 * 5);
+    }
+
+    #[test]
+    fn a_limit_keeps_the_form_that_fits_or_gives_up() {
+        // Pseudo-random base64 compresses to about 3/4: 40,000 bytes need about 30,000.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let noise: String = (0..40_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                char::from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[(state % 64) as usize])
+            })
+            .collect();
+        let full = encode_raw("engagelab", &noise);
+        let AttributeValue::B(blob) = &full else { panic!("compression pays") };
+        assert_eq!(encode_raw_within("engagelab", &noise, blob.as_ref().len()), Some(full.clone()));
+        assert_eq!(encode_raw_within("engagelab", &noise, blob.as_ref().len() - 1), None);
+        assert_eq!(encode_raw_within("engagelab", &noise, 1000), None);
+        assert_eq!(encode_raw_within("unknown-provider", &noise, 1000), None);
+        // Text that compression does not shrink is kept when it fits.
+        assert_eq!(encode_raw_within("sendpost", "{}", 2), Some(AttributeValue::S("{}".into())));
+        assert_eq!(encode_raw_within("sendpost", "{}", 1), None);
+        let repeated = "{\"html\":\"<p>hello</p>\"}".repeat(10_000);
+        let small = encode_raw_within("engagelab", &repeated, 10_000).expect("repetition compresses well");
+        assert_eq!(decode_raw(&small).unwrap(), repeated);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::auth::ConfigError;
 use crate::cursor::{ItemKey, LaneCursor};
 use crate::providers::Env;
 use crate::query::{EventQuery, Order, Partition, Selector, SortKeyRange};
+use crate::raw_object::{RawObjectError, RawObjectRef, RawObjects, RAW_BUCKET, RAW_OBJECT_ATTRIBUTE};
 use crate::store::{events_table_from_env, sdk_config, Item};
 
 /// Key attributes are how the table is organized, not part of an event.
@@ -26,6 +27,8 @@ const KEY_ATTRIBUTES: [&str; 6] = ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gs
 const EVENT_PK_PREFIX: &str = "MSG#";
 /// Base-table lookups of `raw` in flight at once for one page.
 const CONCURRENT_RAW_READS: usize = 16;
+/// Overflow objects (up to about 6 MB each) read at once for one page: bounds memory.
+const CONCURRENT_OBJECT_READS: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -37,6 +40,12 @@ pub enum ReadError {
     Decode(#[source] serde_dynamo::Error),
     #[error("an item's raw payload is not JSON text")]
     UnreadableRaw,
+    #[error("an item's {RAW_OBJECT_ATTRIBUTE} is not a map of key, sha256 and bytes")]
+    MalformedRawObject,
+    #[error("an item keeps raw in an overflow object but {RAW_BUCKET} is not set")]
+    NoRawBucket,
+    #[error("reading an overflow object: {0}")]
+    RawObject(#[from] RawObjectError),
 }
 
 /// One page of events and, unless every lane is read to its end, where each lane resumes.
@@ -156,17 +165,31 @@ impl Lane {
 pub struct EventReader {
     client: Client,
     table: String,
+    /// Where `raw` is when an item holds `raw_object` instead (needs `s3:GetObject` only).
+    raw_objects: Option<RawObjects>,
 }
 
 impl EventReader {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        EventReader { client, table: table.into() }
+        EventReader { client, table: table.into(), raw_objects: None }
     }
 
-    /// `EVENTS_TABLE` from `env`; region, credentials and endpoint from the standard AWS chain.
+    /// The bucket of overflow objects, for `include_raw`.
+    pub fn with_raw_objects(mut self, raw_objects: RawObjects) -> Self {
+        self.raw_objects = Some(raw_objects);
+        self
+    }
+
+    /// `EVENTS_TABLE` and `RAW_BUCKET` from `env`; region, credentials and endpoints from the
+    /// standard AWS chain.
     pub async fn from_env(env: Env<'_>) -> Result<Self, ConfigError> {
         let table = events_table_from_env(env)?;
-        Ok(EventReader::new(Client::new(&sdk_config().await), table))
+        let config = sdk_config().await;
+        let reader = EventReader::new(Client::new(&config), table);
+        Ok(match RawObjects::from_env(env, &config) {
+            Some(raw_objects) => reader.with_raw_objects(raw_objects),
+            None => reader,
+        })
     }
 
     pub async fn read(&self, query: &EventQuery) -> Result<EventPage, ReadError> {
@@ -191,6 +214,9 @@ impl EventReader {
             .then(|| lanes.iter().map(Lane::cursor).collect());
         if query.include_raw && source != Source::Table {
             self.add_raw_from_table(&mut taken).await?;
+        }
+        if query.include_raw {
+            self.add_raw_from_objects(&mut taken).await?;
         }
         let events =
             taken.into_iter().map(|entry| event_json(entry.item, query.include_raw)).collect::<Result<_, _>>()?;
@@ -258,18 +284,61 @@ impl EventReader {
     async fn add_raw_from_table(&self, entries: &mut [Entry]) -> Result<(), ReadError> {
         // Collected first: a lazy stream of these futures trips the compiler's Send check.
         let reads: Vec<_> = entries.iter().map(|entry| self.stored_raw(&entry.key)).collect();
-        let raws: Vec<Option<AttributeValue>> =
-            stream::iter(reads).buffered(CONCURRENT_RAW_READS).try_collect().await?;
+        let raws: Vec<Item> = stream::iter(reads).buffered(CONCURRENT_RAW_READS).try_collect().await?;
+        // Empty when the item expired in between; the event is still answered without it.
         for (entry, raw) in entries.iter_mut().zip(raws) {
-            // Absent when the item expired in between; the event is still answered without it.
-            if let Some(raw) = raw {
-                entry.item.insert("raw".to_owned(), raw);
+            entry.item.extend(raw);
+        }
+        Ok(())
+    }
+
+    /// `raw` of the items that keep it in an overflow object, read and checked against the
+    /// SHA-256 the item records: a mismatch is an error, never wrong data.
+    async fn add_raw_from_objects(&self, entries: &mut [Entry]) -> Result<(), ReadError> {
+        let references = entries
+            .iter()
+            .enumerate()
+            .filter_map(|(index, entry)| entry.item.get(RAW_OBJECT_ATTRIBUTE).map(|value| (index, value)))
+            .map(|(index, value)| RawObjectRef::from_attribute(value).map(|reference| (index, reference)))
+            .collect::<Option<Vec<_>>>()
+            .ok_or(ReadError::MalformedRawObject)?;
+        if references.is_empty() {
+            return Ok(());
+        }
+        let raw_objects = self.raw_objects.as_ref().ok_or(ReadError::NoRawBucket)?;
+        let now = chrono::Utc::now().timestamp();
+        let reads: Vec<_> = references
+            .into_iter()
+            .map(|(index, reference)| {
+                let expired = expires_at(&entries[index].item).is_some_and(|expires_at| expires_at <= now);
+                async move {
+                    match raw_objects.get(&reference).await {
+                        Ok(bytes) => Ok((index, Some(bytes))),
+                        // The bucket's lifecycle may remove an expired event's object before
+                        // DynamoDB's TTL removes its item: answered without raw, as an expired
+                        // item. (Without s3:ListBucket, S3 answers a missing key with 403, so
+                        // any failure but a mismatch counts as gone for an expired event.)
+                        Err(error) if expired && !matches!(error, RawObjectError::Mismatch { .. }) => {
+                            Ok((index, None))
+                        }
+                        Err(error) => Err(ReadError::RawObject(error)),
+                    }
+                }
+            })
+            .collect();
+        let raws: Vec<(usize, Option<Vec<u8>>)> =
+            stream::iter(reads).buffered(CONCURRENT_OBJECT_READS).try_collect().await?;
+        for (index, bytes) in raws {
+            if let Some(bytes) = bytes {
+                let text = String::from_utf8(bytes).map_err(|_| ReadError::UnreadableRaw)?;
+                entries[index].item.insert("raw".to_owned(), AttributeValue::S(text));
             }
         }
         Ok(())
     }
 
-    async fn stored_raw(&self, key: &ItemKey) -> Result<Option<AttributeValue>, ReadError> {
+    /// The item's `raw` and `raw_object` (whichever it has), by its full key.
+    async fn stored_raw(&self, key: &ItemKey) -> Result<Item, ReadError> {
         let output = self
             .client
             .query()
@@ -278,7 +347,7 @@ impl EventReader {
             .expression_attribute_values(":pk", AttributeValue::S(key.pk.clone()))
             .expression_attribute_values(":sk", AttributeValue::S(key.sk.clone()))
             // RAW is a DynamoDB reserved word.
-            .projection_expression("#raw")
+            .projection_expression("#raw, raw_object")
             .expression_attribute_names("#raw", "raw")
             .send()
             .await
@@ -286,7 +355,7 @@ impl EventReader {
                 target: Source::Table.name(),
                 cause: DisplayErrorContext(&error).to_string(),
             })?;
-        Ok(output.items.unwrap_or_default().into_iter().next().and_then(|mut item| item.remove("raw")))
+        Ok(output.items.unwrap_or_default().into_iter().next().unwrap_or_default())
     }
 }
 
@@ -355,11 +424,17 @@ fn event_json(mut item: Item, include_raw: bool) -> Result<Value, ReadError> {
         item.remove(attribute);
     }
     let raw = item.remove("raw");
+    item.remove(RAW_OBJECT_ATTRIBUTE);
     let mut event: Map<String, Value> = serde_dynamo::from_item(item).map_err(ReadError::Decode)?;
     if let Some(raw) = raw.filter(|_| include_raw) {
         event.insert("raw".to_owned(), raw_json(raw)?);
     }
     Ok(Value::Object(event))
+}
+
+/// `expires_at`, the TTL attribute, as epoch seconds.
+fn expires_at(item: &Item) -> Option<i64> {
+    item.get("expires_at").and_then(|value| value.as_n().ok()).and_then(|number| number.parse().ok())
 }
 
 /// The provider's event as JSON; text that does not parse is answered as the text itself.

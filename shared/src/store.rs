@@ -16,11 +16,13 @@ use futures_util::stream::{self, StreamExt};
 use crate::auth::ConfigError;
 use crate::event::{format_timestamp, Event};
 use crate::providers::Env;
+use crate::raw_object::{RawObjectError, RawObjectRef, RawObjects, RAW_BUCKET, RAW_OBJECT_ATTRIBUTE};
 use crate::suppression::{
     soft_bounce_threshold_from_env, SuppressionError, SuppressionWriter, DEFAULT_SOFT_BOUNCE_THRESHOLD,
 };
 /// How `raw` is stored (zlib with the provider's preset dictionary, or text): `raw_codec`.
 pub use crate::raw_codec::{decode_raw, encode_raw, RawDecodeError};
+use crate::raw_codec::encode_raw_within;
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -28,6 +30,11 @@ pub type Item = HashMap<String, AttributeValue>;
 pub const TYPE_SHARDS: u8 = 8;
 /// Puts in flight at once for one request's batch.
 const CONCURRENT_PUTS: usize = 16;
+/// The largest item written, by [`item_size`]; DynamoDB's limit is 400 KB (409,600 bytes).
+/// [`item_size`] counts attribute names and keys already, so the 51,200 bytes of margin only
+/// absorb its approximations (numbers) and keep the write cost of one item at most 350 units.
+/// An event whose item with `raw` would be larger keeps `raw` in an S3 object (`raw_object`).
+pub const MAX_ITEM_BYTES: usize = 350 * 1024;
 
 /// What a request's events did to the table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -48,6 +55,17 @@ pub enum StoreError {
     },
     #[error("writing event {event_id} failed: {cause}")]
     Write { event_id: String, cause: String },
+    #[error(
+        "event {event_id}'s raw ({bytes} bytes) does not fit in an item and {RAW_BUCKET} is not set, \
+         so it cannot be stored without loss"
+    )]
+    NoRawBucket { event_id: String, bytes: usize },
+    #[error("writing event {event_id}'s raw object failed: {source}")]
+    RawObject {
+        event_id: String,
+        #[source]
+        source: RawObjectError,
+    },
     #[error(transparent)]
     Suppression(#[from] SuppressionError),
 }
@@ -67,13 +85,27 @@ pub struct DynamoStore {
     table: String,
     retention_days: u32,
     suppressions: SuppressionWriter,
+    /// Where `raw` goes when its item would be too large; `None` makes such an event a 500.
+    raw_objects: Option<RawObjects>,
+}
+
+/// One event's item, and the object to write first when its `raw` is not in the item.
+struct PlannedItem {
+    item: Item,
+    raw_object: Option<RawObjectRef>,
 }
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>, retention_days: u32) -> Self {
         let table = table.into();
         let suppressions = SuppressionWriter::new(client.clone(), table.clone(), DEFAULT_SOFT_BOUNCE_THRESHOLD);
-        DynamoStore { client, table, retention_days, suppressions }
+        DynamoStore { client, table, retention_days, suppressions, raw_objects: None }
+    }
+
+    /// The bucket for `raw` that does not fit in its item.
+    pub fn with_raw_objects(mut self, raw_objects: RawObjects) -> Self {
+        self.raw_objects = Some(raw_objects);
+        self
     }
 
     /// Soft bounces of distinct messages that suppress a recipient.
@@ -82,8 +114,9 @@ impl DynamoStore {
         self
     }
 
-    /// `EVENTS_TABLE`, `RETENTION_DAYS` and `SOFT_BOUNCE_THRESHOLD` from `env`; region, credentials and endpoint
-    /// (`AWS_ENDPOINT_URL_DYNAMODB` for a local DynamoDB) from the standard AWS chain.
+    /// `EVENTS_TABLE`, `RETENTION_DAYS`, `SOFT_BOUNCE_THRESHOLD` and `RAW_BUCKET` from `env`;
+    /// region, credentials and endpoints (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_S3`
+    /// locally) from the standard AWS chain. Both clients are built here, once per cold start.
     pub async fn from_env(env: Env<'_>) -> Result<Self, ConfigError> {
         let table = events_table_from_env(env)?;
         let retention_days = match env("RETENTION_DAYS").as_deref().map(str::trim) {
@@ -94,16 +127,42 @@ impl DynamoStore {
             })?,
         };
         let threshold = soft_bounce_threshold_from_env(env)?;
-        Ok(DynamoStore::new(Client::new(&sdk_config().await), table, retention_days).with_soft_bounce_threshold(threshold))
+        let config = sdk_config().await;
+        let store = DynamoStore::new(Client::new(&config), table, retention_days).with_soft_bounce_threshold(threshold);
+        Ok(match RawObjects::from_env(env, &config) {
+            Some(raw_objects) => store.with_raw_objects(raw_objects),
+            None => {
+                tracing::warn!(
+                    "{RAW_BUCKET} is not set: an event too large for one item will be answered 500, not stored"
+                );
+                store
+            }
+        })
     }
 
-    /// The item for one event: its attributes, `raw` in its stored encoding, the table's keys
-    /// and TTL.
+    /// The item for one event: its attributes, the table's keys and TTL, and `raw` in its
+    /// stored encoding, or `raw_object` instead when the item with `raw` would be larger than
+    /// [`MAX_ITEM_BYTES`] (the object itself is written by [`EventStore::put_events`]).
     pub fn item(&self, event: &Event) -> Result<Item, StoreError> {
+        Ok(self.plan(event)?.item)
+    }
+
+    fn plan(&self, event: &Event) -> Result<PlannedItem, StoreError> {
+        let mut item = self.item_without_raw(event)?;
+        let room = MAX_ITEM_BYTES.saturating_sub(item_size(&item) + "raw".len());
+        if let Some(raw) = encode_raw_within(&event.provider, &event.raw, room) {
+            item.insert("raw".into(), raw);
+            return Ok(PlannedItem { item, raw_object: None });
+        }
+        let reference = RawObjectRef::of(&event.provider, &event.event_id, event.raw.as_bytes());
+        item.insert(RAW_OBJECT_ATTRIBUTE.into(), reference.to_attribute());
+        Ok(PlannedItem { item, raw_object: Some(reference) })
+    }
+
+    fn item_without_raw(&self, event: &Event) -> Result<Item, StoreError> {
         let mut item: Item = serde_dynamo::to_item(event)
             .map_err(|source| StoreError::Encode { event_id: event.event_id.clone(), source })?;
         let keys = EventKeys::of(event);
-        item.insert("raw".into(), encode_raw(&event.provider, &event.raw));
         item.insert("pk".into(), AttributeValue::S(keys.pk));
         item.insert("sk".into(), AttributeValue::S(keys.sk.clone()));
         if let Some(recipient_pk) = keys.gsi1pk {
@@ -120,12 +179,26 @@ impl DynamoStore {
     }
 
     /// Writes one event unless an item with its key exists; `Ok(false)` for a duplicate.
+    ///
+    /// An overflow object is written first, under its deterministic key, and the item only
+    /// after it: an item never points at a missing object, and a retry rewrites the same bytes.
     async fn put_if_absent(&self, event: &Event) -> Result<bool, StoreError> {
+        let PlannedItem { item, raw_object } = self.plan(event)?;
+        if let Some(reference) = raw_object {
+            let raw_objects = self.raw_objects.as_ref().ok_or_else(|| StoreError::NoRawBucket {
+                event_id: event.event_id.clone(),
+                bytes: event.raw.len(),
+            })?;
+            raw_objects
+                .put(&reference, event.raw.as_bytes())
+                .await
+                .map_err(|source| StoreError::RawObject { event_id: event.event_id.clone(), source })?;
+        }
         let outcome = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(self.item(event)?))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
@@ -184,6 +257,29 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .retry_config(RetryConfig::standard().with_max_attempts(3))
         .load()
         .await
+}
+
+/// An item's size by DynamoDB's rules: each attribute's name plus its value (strings and
+/// binaries their length, numbers counted as their text plus one, lists and maps 3 bytes plus
+/// one per element plus their elements).
+pub fn item_size(item: &Item) -> usize {
+    item.iter().map(|(name, value)| name.len() + value_size(value)).sum()
+}
+
+fn value_size(value: &AttributeValue) -> usize {
+    match value {
+        AttributeValue::S(text) => text.len(),
+        AttributeValue::N(number) => number.len() + 1,
+        AttributeValue::B(blob) => blob.as_ref().len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::Ss(texts) => texts.iter().map(String::len).sum(),
+        AttributeValue::Ns(numbers) => numbers.iter().map(|number| number.len() + 1).sum(),
+        AttributeValue::Bs(blobs) => blobs.iter().map(|blob| blob.as_ref().len()).sum(),
+        AttributeValue::L(values) => 3 + values.iter().map(|value| value_size(value) + 1).sum::<usize>(),
+        AttributeValue::M(map) => 3 + map.iter().map(|(name, value)| name.len() + value_size(value) + 1).sum::<usize>(),
+        // A type added to the SDK later: count generously.
+        _ => 1024,
+    }
 }
 
 /// The primary and index keys of one event's item.

@@ -1,5 +1,6 @@
 //! A real DynamoDB API for the tests: one moto server per test process, one fresh table per
-//! test, created from `template.yaml` so the tests exercise the deployed key schema.
+//! test, created from `template.yaml` so the tests exercise the deployed key schema. The same
+//! server answers S3 too (overflow objects), with one fresh bucket per test that needs one.
 #![allow(dead_code)] // each test binary uses its own subset of these helpers
 
 use std::io::ErrorKind;
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::Client;
+use mailhooks::raw_object::RawObjects;
 use mailhooks::store::DynamoStore;
 
 pub fn repo_root() -> PathBuf {
@@ -36,6 +38,7 @@ pub struct LocalDynamo {
 
 static SERVER: OnceLock<LocalDynamo> = OnceLock::new();
 static TABLES: AtomicUsize = AtomicUsize::new(0);
+static BUCKETS: AtomicUsize = AtomicUsize::new(0);
 
 impl LocalDynamo {
     /// The process-wide server, started on first use.
@@ -117,6 +120,42 @@ impl LocalDynamo {
     pub fn store(&self, table: &str, retention_days: u32) -> DynamoStore {
         DynamoStore::new(self.client(), table, retention_days)
     }
+
+    pub fn s3_client(&self) -> aws_sdk_s3::Client {
+        s3_client_for(&self.endpoint)
+    }
+
+    /// A new, empty overflow bucket, created as `scripts/local` creates its own (encrypted,
+    /// public access blocked, as `template.yaml`'s RawBucket).
+    pub fn new_bucket(&self) -> String {
+        let name = format!("raw-{}-{}", std::process::id(), BUCKETS.fetch_add(1, Ordering::SeqCst));
+        let status = Command::new(tool("python3"))
+            .arg(repo_root().join("scripts/create-local-table.py"))
+            .args(["--endpoint-url", &self.endpoint, "--bucket-name", &name])
+            .stdout(Stdio::null())
+            .status()
+            .expect("python3 runs");
+        assert!(status.success(), "creating bucket {name} failed");
+        name
+    }
+
+    pub fn raw_objects(&self, bucket: &str) -> RawObjects {
+        RawObjects::new(self.s3_client(), bucket)
+    }
+}
+
+/// An S3 client for a local endpoint: path-style addressing (as `RawObjects::from_env` chooses
+/// when an endpoint is overridden) and the handlers' S3 timeouts.
+pub fn s3_client_for(endpoint: &str) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "tests"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .timeout_config(mailhooks::raw_object::s3_timeouts())
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
 }
 
 /// An SDK client for a local endpoint, with the short timeouts the handlers use.
@@ -313,7 +352,7 @@ impl SampleEvent {
     }
 }
 
-/// A TCP proxy in front of the local DynamoDB that can be taken down, cutting open connections,
+/// A TCP proxy in front of the local DynamoDB (and S3) that can be taken down, cutting open connections,
 /// and brought back: an outage without losing the emulator's state.
 pub struct FaultyProxy {
     port: u16,

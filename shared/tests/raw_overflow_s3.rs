@@ -1,0 +1,285 @@
+//! Large inbound mail without loss (issue 7, item 5), against the local emulator's S3 and
+//! DynamoDB: an EngageLab `route` event of 5 MB, signed as EngageLab signs it, goes through the
+//! real `WebhookReceiver`; its `raw` lands in the overflow bucket and the item points at it; a
+//! 300 KB one stays in its item, compressed; `GET /events?include_raw=true` returns both whole.
+
+mod support;
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use lambda_http::{Body, Request};
+use mailhooks::http::{EventsApi, WebhookReceiver, EVENTS_API_TOKEN, MAX_BODY_BYTES};
+use mailhooks::raw_object::{RawObjectRef, RawObjects};
+use mailhooks::reader::EventReader;
+use mailhooks::store::{item_size, DynamoStore, EventStore, MAX_ITEM_BYTES};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use support::{FaultyProxy, LocalDynamo, SampleEvent};
+
+const TOKEN: &str = "local-events-token";
+
+fn receiver(store: DynamoStore) -> WebhookReceiver<DynamoStore> {
+    let sample = SampleEvent::named("engagelab/route");
+    WebhookReceiver::from_env(sample.provider(), &support::sample_env, store).expect("sample configuration is valid")
+}
+
+fn response_json(response: lambda_http::Response<Body>) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let body = match response.body() {
+        Body::Text(text) => serde_json::from_str(text).expect("responses are JSON"),
+        other => panic!("unexpected body {other:?}"),
+    };
+    (status, body)
+}
+
+async fn post<S: EventStore>(receiver: &WebhookReceiver<S>, body: &str) -> (u16, Value) {
+    let request = SampleEvent::named("engagelab/route").signed_request(body);
+    response_json(receiver.handle(request).await.expect("handlers always answer"))
+}
+
+/// Pseudo-random base64 lines, as an attachment in a MIME message: compresses to about 3/4.
+fn base64_lines(bytes: usize, mut state: u64) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut text = String::with_capacity(bytes + 2);
+    while text.len() < bytes {
+        for _ in 0..76 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            text.push(char::from(ALPHABET[(state % 64) as usize]));
+        }
+        text.push_str("\r\n");
+    }
+    text.truncate(bytes);
+    text
+}
+
+/// Mail-like prose that compresses well.
+fn prose(bytes: usize) -> String {
+    let mut text = String::with_capacity(bytes + 80);
+    let mut line = 0_u32;
+    while text.len() < bytes {
+        line += 1;
+        text.push_str(&format!("<p>Line {line}: the work plan for next month, item {} of the list.</p>\n", line * 7 % 1000));
+    }
+    text.truncate(bytes);
+    text
+}
+
+/// The `route` sample with a raw_message, html and text of the given sizes (unique per `seed`).
+fn route_body(raw_message: String, html: String, text: String) -> String {
+    let sample = SampleEvent::named("engagelab/route");
+    let mut body: Value = serde_json::from_str(sample.body()).unwrap();
+    let data = &mut body["response"]["response_data"];
+    data["raw_message"] = raw_message.into();
+    data["html"] = html.into();
+    data["text"] = text.into();
+    body.to_string()
+}
+
+/// A 5 MB route event (`seed` makes each test's event distinct).
+fn five_megabyte_route(seed: u64) -> String {
+    let body = route_body(base64_lines(4_700_000, seed), prose(200_000), prose(100_000));
+    assert!((5_000_000..=MAX_BODY_BYTES).contains(&body.len()), "{} bytes", body.len());
+    body
+}
+
+/// The event the store receives for `body`: its id and `raw`.
+fn parsed(body: &str) -> mailhooks::event::Event {
+    let sample = SampleEvent::named("engagelab/route");
+    let mut events = sample.provider().parse(body.as_bytes(), chrono::Utc::now()).unwrap();
+    assert_eq!(events.len(), 1);
+    events.remove(0)
+}
+
+async fn event_items(local: &LocalDynamo, table: &str) -> Vec<HashMap<String, AttributeValue>> {
+    let output = local.client().scan().table_name(table).send().await.expect("scan works");
+    let mut items = output.items.unwrap_or_default();
+    items.retain(|item| item.get("pk").and_then(|pk| pk.as_s().ok()).is_some_and(|pk| pk.starts_with("MSG#")));
+    items
+}
+
+async fn object_keys(local: &LocalDynamo, bucket: &str) -> Vec<String> {
+    let output = local.s3_client().list_objects_v2().bucket(bucket).send().await.expect("list works");
+    output.contents.unwrap_or_default().into_iter().filter_map(|object| object.key).collect()
+}
+
+async fn object(local: &LocalDynamo, bucket: &str, key: &str) -> Vec<u8> {
+    let output = local.s3_client().get_object().bucket(bucket).key(key).send().await.expect("object exists");
+    output.body.collect().await.unwrap().into_bytes().to_vec()
+}
+
+fn events_api(local: &LocalDynamo, table: &str, bucket: &str) -> EventsApi {
+    let env = |name: &str| (name == EVENTS_API_TOKEN).then(|| TOKEN.to_owned());
+    EventsApi::from_env(&env, EventReader::new(local.client(), table).with_raw_objects(local.raw_objects(bucket)))
+}
+
+/// `GET /events?{query}` as API Gateway (HTTP API, payload 2.0) delivers it.
+async fn get(api: &EventsApi, query: &str) -> (u16, Value) {
+    let event = json!({
+        "version": "2.0", "routeKey": "GET /events", "rawPath": "/events", "rawQueryString": query,
+        "headers": {"host": "localhost", "authorization": format!("Bearer {TOKEN}")},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "local", "domainName": "localhost",
+            "http": {"method": "GET", "path": "/events", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "tests"},
+            "requestId": "test", "routeKey": "GET /events", "stage": "$default",
+            "time": "14/Nov/2023:22:13:20 +0000", "timeEpoch": 1_700_000_000_000_i64
+        },
+        "isBase64Encoded": false
+    });
+    let request: Request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    response_json(api.handle(request).await.expect("handlers always answer"))
+}
+
+/// The event's `raw` as `GET /events?include_raw=true` answers it, by message and by recipient
+/// (the table, and an index whose entries leave `raw` and `raw_object` out).
+async fn raw_read_back(api: &EventsApi, event: &mailhooks::event::Event) -> Vec<Value> {
+    let message = format!("message_id={}&provider=engagelab", event.message_id.as_deref().unwrap());
+    let recipient = format!("recipient={}", event.recipient.as_deref().unwrap().replace('@', "%40"));
+    let mut raws = Vec::new();
+    for selector in [message, recipient] {
+        let (status, body) = get(api, &format!("{selector}&include_raw=true")).await;
+        assert_eq!(status, 200, "{selector}: {body}");
+        let events = body["events"].as_array().unwrap();
+        assert_eq!(events.len(), 1, "{selector}");
+        assert_eq!(events[0]["event_id"], event.event_id.as_str());
+        assert!(events[0].get("raw_object").is_none(), "{selector}: raw_object is the store's, not the event's");
+        raws.push(events[0]["raw"].clone());
+        let (_, without) = get(api, &selector).await;
+        assert!(without["events"][0].get("raw").is_none() && without["events"][0].get("raw_object").is_none());
+    }
+    raws
+}
+
+#[tokio::test]
+async fn a_5_mb_route_event_is_stored_once_with_its_raw_in_s3_and_read_back_whole() {
+    let local = LocalDynamo::shared();
+    let (table, bucket) = (local.new_table(), local.new_bucket());
+    let receiver = receiver(local.store(&table, 30).with_raw_objects(local.raw_objects(&bucket)));
+    let body = five_megabyte_route(1);
+    let event = parsed(&body);
+
+    let (status, answer) = post(&receiver, &body).await;
+    assert_eq!((status, answer), (200, json!({"stored": 1, "duplicates": 0})));
+
+    let items = event_items(local, &table).await;
+    assert_eq!(items.len(), 1);
+    let item = &items[0];
+    assert!(item.get("raw").is_none(), "raw is in the object, not also in the item");
+    let reference = RawObjectRef::from_attribute(&item["raw_object"]).expect("raw_object is {key, sha256, bytes}");
+    assert_eq!(reference.key, format!("raw/engagelab/{}", event.event_id));
+    assert_eq!(reference.bytes, event.raw.len() as u64);
+    assert!(item_size(item) < 2048, "the item keeps only the reference: {} bytes", item_size(item));
+
+    assert_eq!(object_keys(local, &bucket).await, vec![reference.key.clone()]);
+    let stored = object(local, &bucket, &reference.key).await;
+    assert_eq!(hex::encode(Sha256::digest(&stored)), reference.sha256);
+    assert_eq!(stored, event.raw.as_bytes(), "the object is the provider's event exactly as received");
+
+    // EngageLab's retry: a duplicate; the object is rewritten with the same bytes, not added.
+    let (status, answer) = post(&receiver, &body).await;
+    assert_eq!((status, answer), (200, json!({"stored": 0, "duplicates": 1})));
+    assert_eq!(event_items(local, &table).await.len(), 1);
+    assert_eq!(object_keys(local, &bucket).await, vec![reference.key.clone()]);
+    assert_eq!(hex::encode(Sha256::digest(object(local, &bucket, &reference.key).await)), reference.sha256);
+
+    let expected: Value = serde_json::from_str(&event.raw).unwrap();
+    for raw in raw_read_back(&events_api(local, &table, &bucket), &event).await {
+        assert!(raw == expected, "include_raw returns the 5 MB event whole");
+    }
+}
+
+#[tokio::test]
+async fn a_300_kb_route_event_stays_in_its_item_compressed() {
+    let local = LocalDynamo::shared();
+    let (table, bucket) = (local.new_table(), local.new_bucket());
+    let receiver = receiver(local.store(&table, 30).with_raw_objects(local.raw_objects(&bucket)));
+    let body = route_body(prose(150_000), prose(100_000), prose(50_000));
+    assert!((300_000..320_000).contains(&body.len()), "{} bytes", body.len());
+    let event = parsed(&body);
+
+    let (status, answer) = post(&receiver, &body).await;
+    assert_eq!((status, answer), (200, json!({"stored": 1, "duplicates": 0})));
+    let items = event_items(local, &table).await;
+    assert_eq!(items.len(), 1);
+    let AttributeValue::B(blob) = &items[0]["raw"] else { panic!("raw is compressed") };
+    assert!(blob.as_ref().len() < event.raw.len() / 4, "{} bytes compressed", blob.as_ref().len());
+    assert!(items[0].get("raw_object").is_none());
+    assert!(item_size(&items[0]) <= MAX_ITEM_BYTES);
+    assert!(object_keys(local, &bucket).await.is_empty(), "nothing overflows");
+
+    let expected: Value = serde_json::from_str(&event.raw).unwrap();
+    for raw in raw_read_back(&events_api(local, &table, &bucket), &event).await {
+        assert!(raw == expected, "include_raw returns the 300 KB event whole");
+    }
+}
+
+#[tokio::test]
+async fn an_s3_outage_during_an_overflow_answers_500_stores_nothing_and_the_retry_stores_it() {
+    let local = LocalDynamo::shared();
+    let (table, bucket) = (local.new_table(), local.new_bucket());
+    let proxy = FaultyProxy::start(local).await;
+    let s3 = RawObjects::new(support::s3_client_for(&proxy.endpoint()), &bucket);
+    let receiver = receiver(local.store(&table, 0).with_raw_objects(s3));
+    let body = five_megabyte_route(2);
+
+    proxy.set_down(true);
+    let (status, answer) = post(&receiver, &body).await;
+    assert_eq!((status, answer), (500, json!({"error": "storage unavailable"})));
+    assert!(event_items(local, &table).await.is_empty(), "no item may point at a missing object");
+    assert!(object_keys(local, &bucket).await.is_empty());
+
+    proxy.set_down(false);
+    let (status, answer) = post(&receiver, &body).await;
+    assert_eq!((status, answer), (200, json!({"stored": 1, "duplicates": 0})));
+    let items = event_items(local, &table).await;
+    assert_eq!(items.len(), 1);
+    let reference = RawObjectRef::from_attribute(&items[0]["raw_object"]).unwrap();
+    assert_eq!(hex::encode(Sha256::digest(object(local, &bucket, &reference.key).await)), reference.sha256);
+}
+
+#[tokio::test]
+async fn an_overflow_without_a_bucket_is_a_500_never_a_silent_loss() {
+    let local = LocalDynamo::shared();
+    let table = local.new_table();
+    let receiver = receiver(local.store(&table, 0));
+    let (status, answer) = post(&receiver, &five_megabyte_route(3)).await;
+    assert_eq!((status, answer), (500, json!({"error": "storage unavailable"})));
+    assert!(event_items(local, &table).await.is_empty());
+    // A small event still needs no bucket.
+    let sample = SampleEvent::named("engagelab/route");
+    let (status, _) = post(&receiver, sample.body()).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_damaged_object_is_an_error_not_wrong_data() {
+    let local = LocalDynamo::shared();
+    let (table, bucket) = (local.new_table(), local.new_bucket());
+    let receiver = receiver(local.store(&table, 0).with_raw_objects(local.raw_objects(&bucket)));
+    let body = five_megabyte_route(4);
+    let event = parsed(&body);
+    assert_eq!(post(&receiver, &body).await.0, 200);
+    let key = format!("raw/engagelab/{}", event.event_id);
+    let mut damaged = event.raw.clone().into_bytes();
+    damaged[1000] ^= 1;
+    local
+        .s3_client()
+        .put_object()
+        .bucket(&bucket)
+        .key(&key)
+        .body(damaged.into())
+        .send()
+        .await
+        .unwrap();
+
+    let api = events_api(local, &table, &bucket);
+    let selector = format!("message_id={}&provider=engagelab", event.message_id.as_deref().unwrap());
+    let (status, answer) = get(&api, &format!("{selector}&include_raw=true")).await;
+    assert_eq!(status, 500, "{answer}");
+    assert!(!answer.to_string().contains(&key), "the cause is logged, not answered: {answer}");
+    // Without raw the event is still readable.
+    let (status, answer) = get(&api, &selector).await;
+    assert_eq!((status, answer["events"].as_array().map(Vec::len)), (200, Some(1)));
+}
