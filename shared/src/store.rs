@@ -255,11 +255,35 @@ pub fn events_table_from_env(env: Env<'_>) -> Result<String, ConfigError> {
 }
 
 pub fn message_pk(provider: &str, message_id: &str) -> String {
-    format!("MSG#{provider}#{message_id}")
+    format!("MSG#{provider}#{}", key_part(message_id))
 }
 
 pub fn recipient_pk(recipient: &str) -> String {
-    format!("RCPT#{recipient}")
+    format!("RCPT#{}", key_part(recipient))
+}
+
+/// Longest message id or address that a key holds as it is.
+const MAX_KEY_PART_BYTES: usize = 512;
+/// How much of a longer value its key keeps, before the value's hash.
+const SHORTENED_KEY_PREFIX_BYTES: usize = 480;
+
+/// A message id or address as it appears in keys. DynamoDB refuses an item whose partition key
+/// (of the table or of an index) passes 2048 bytes or whose sort key passes 1024, and that
+/// refusal would be a 500 the provider retries forever; so a value longer than
+/// [`MAX_KEY_PART_BYTES`] (no address or provider id is) is keyed by its first 480 bytes and
+/// the first 128 bits of its SHA-256. The attribute itself keeps the whole value, and a reader
+/// asking for the whole value computes the same key. A shortened part is always longer than
+/// [`MAX_KEY_PART_BYTES`], so it never equals a value kept as it is.
+pub fn key_part(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.len() <= MAX_KEY_PART_BYTES {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    let mut end = SHORTENED_KEY_PREFIX_BYTES;
+    while !value.is_char_boundary(end) {
+        end += 1;
+    }
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(value.as_bytes());
+    std::borrow::Cow::Owned(format!("{}~{}", &value[..end], hex::encode(&digest[..16])))
 }
 
 /// `day` is the `yyyy-mm-dd` of `occurred_at` (UTC).
@@ -322,6 +346,20 @@ mod tests {
 
         assert!(decode_raw(&AttributeValue::B(Blob::new(b"not zlib".to_vec()))).is_err());
         assert!(decode_raw(&AttributeValue::N("1".into())).is_err());
+    }
+
+    #[test]
+    fn overlong_key_parts_are_shortened_by_a_hash_and_stay_apart() {
+        let address = format!("{}@x.com", "a".repeat(4000));
+        let pk = recipient_pk(&address);
+        assert!(pk.len() < 600, "{}", pk.len());
+        assert_eq!(pk, recipient_pk(&address), "the same value always has the same key");
+        assert_ne!(pk, recipient_pk(&format!("{}@y.com", "a".repeat(4000))));
+        assert!(key_part(&address).len() > MAX_KEY_PART_BYTES);
+        let multibyte = "é".repeat(1000);
+        assert!(key_part(&multibyte).starts_with(&"é".repeat(240)));
+        let fits = "m".repeat(MAX_KEY_PART_BYTES);
+        assert_eq!(message_pk("sendpost", &fits), format!("MSG#sendpost#{fits}"));
     }
 
     #[test]
