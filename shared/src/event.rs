@@ -265,7 +265,7 @@ fn write_compact<T: Serialize + ?Sized>(value: &T, out: &mut HashWriter) {
 
 /// Metadata copies provider JSON that the sender controls (EngageLab `custom_args`, SendPost
 /// `customFields`, ...), and DynamoDB refuses an item whose maps and lists nest deeper than 32
-/// levels or whose numbers pass 38 digits or 1e-130..1e126: a refusal that would be a 500 the
+/// levels, whose numbers pass 38 digits or 1e-130..1e126, or whose maps have an empty key: a refusal that would be a 500 the
 /// provider retries forever. Such parts are kept as their JSON text instead (`raw` always holds
 /// the whole payload); everything else is serialized as it is.
 pub mod storable_metadata {
@@ -288,6 +288,8 @@ pub mod storable_metadata {
     pub fn storable(value: &Value, depth: usize) -> Value {
         match value {
             Value::Object(_) | Value::Array(_) if depth >= MAX_DEPTH => Value::String(value.to_string()),
+            // DynamoDB map keys cannot be empty (moto garbles such a map into an unreadable item).
+            Value::Object(object) if object.contains_key("") => Value::String(value.to_string()),
             Value::Object(object) => {
                 Value::Object(object.iter().map(|(key, item)| (key.clone(), storable(item, depth + 1))).collect())
             }
@@ -409,6 +411,7 @@ mod tests {
             }
             expected.clone()
         });
+        assert_eq!(storable_metadata::storable(&json!({"": 1, "a": 2}), 0), json!("{\"\":1,\"a\":2}"));
         let numbers = json!({"big": 1e300, "tiny": 1e-300, "ok": 1.5, "int": u64::MAX, "zero": 0.0});
         assert_eq!(
             storable_metadata::storable(&numbers, 0),
