@@ -105,6 +105,9 @@ impl DynamoStore {
     pub fn item(&self, event: &Event) -> Result<Item, StoreError> {
         let mut item: Item = serde_dynamo::to_item(event)
             .map_err(|source| StoreError::Encode { event_id: event.event_id.clone(), source })?;
+        for value in item.values_mut() {
+            shorten_long_texts(value);
+        }
         let keys = EventKeys::of(event);
         item.insert("raw".into(), encode_raw(&event.raw));
         item.insert("pk".into(), AttributeValue::S(keys.pk));
@@ -170,6 +173,28 @@ impl EventStore for DynamoStore {
             }
         }
         Ok(counts)
+    }
+}
+
+/// Longest text kept whole in a normalized attribute (subject, reason, metadata, ...).
+pub const MAX_ATTRIBUTE_TEXT_BYTES: usize = 16 * 1024;
+
+/// Normalized attributes are copies of parts of `raw`: a megabyte subject copied whole would
+/// push the item past DynamoDB's 400 KB, a refusal answered 500 forever. Such a text is cut at
+/// [`MAX_ATTRIBUTE_TEXT_BYTES`] and ends with `…`; `raw` keeps it whole.
+fn shorten_long_texts(value: &mut AttributeValue) {
+    match value {
+        AttributeValue::S(text) if text.len() > MAX_ATTRIBUTE_TEXT_BYTES => {
+            let mut end = MAX_ATTRIBUTE_TEXT_BYTES;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+            text.push('…');
+        }
+        AttributeValue::M(map) => map.values_mut().for_each(shorten_long_texts),
+        AttributeValue::L(items) => items.iter_mut().for_each(shorten_long_texts),
+        _ => {}
     }
 }
 
@@ -360,6 +385,24 @@ mod tests {
         assert!(key_part(&multibyte).starts_with(&"é".repeat(240)));
         let fits = "m".repeat(MAX_KEY_PART_BYTES);
         assert_eq!(message_pk("sendpost", &fits), format!("MSG#sendpost#{fits}"));
+    }
+
+    #[test]
+    fn long_attribute_texts_are_cut_and_raw_is_not() {
+        let mut event = event();
+        event.subject = Some("é".repeat(MAX_ATTRIBUTE_TEXT_BYTES));
+        event.metadata.insert("custom_args".into(), serde_json::json!({"note": "n".repeat(MAX_ATTRIBUTE_TEXT_BYTES + 1)}));
+        event.raw = "r".repeat(3 * MAX_ATTRIBUTE_TEXT_BYTES);
+        let client = Client::from_conf(
+            aws_sdk_dynamodb::Config::builder().behavior_version(BehaviorVersion::latest()).build(),
+        );
+        let item = DynamoStore::new(client, "t", 0).item(&event).unwrap();
+        let subject = item["subject"].as_s().unwrap();
+        assert!(subject.len() <= MAX_ATTRIBUTE_TEXT_BYTES + '…'.len_utf8() && subject.ends_with('…'));
+        assert!(subject.starts_with(&"é".repeat(100)));
+        let note = item["metadata"].as_m().unwrap()["custom_args"].as_m().unwrap()["note"].as_s().unwrap();
+        assert!(note.ends_with('…'));
+        assert_eq!(decode_raw(&item["raw"]).unwrap(), event.raw);
     }
 
     #[test]
