@@ -90,6 +90,15 @@ def with_field(body, path, value):
     return json.dumps(set_path(json.loads(body), path, value))
 
 
+def variant(event, index):
+    """Another event like `event`: SendPost's own eventID names an event, so it changes too."""
+    other = json.loads(json.dumps(event))
+    other["hostile_index"] = index
+    if isinstance(other.get("event"), dict) and "eventID" in other["event"]:
+        other["event"]["eventID"] += "-%d" % index
+    return other
+
+
 def body_cases(provider, valid, fields):
     """Malformed and hostile bodies, properly signed. `fields` names where the provider keeps
     its event name, recipient, message id, subject and free-form object."""
@@ -144,9 +153,9 @@ def body_cases(provider, valid, fields):
         case("empty-object", "an empty object: one unknown event", ok(1, "unknown"), body="{}"),
         case("unknown-event-type", "an event name nobody documents", ok(1, "unknown"),
              body=with_field(valid, fields["event"], "mystery_event")),
-        case("event-type-as-object", "the event name as an object", ok(1, "unknown"),
+        case("event-type-as-object", "the event name as an object", ok(1),
              body=with_field(valid, fields["event"], {"event": "delivered"})),
-        case("event-type-as-list", "the event name as a list", ok(1, "unknown"),
+        case("event-type-as-list", "the event name as a list", ok(1),
              body=with_field(valid, fields["event"], ["delivered"])),
         case("recipient-as-number", "a number where the address goes", ok(1),
              body=with_field(valid, fields["recipient"], 12345)),
@@ -193,11 +202,11 @@ def body_cases(provider, valid, fields):
         case("whitespace-around", "the body wrapped in whitespace", ok(1), body="\r\n \t" + compact + "\n\n"),
         case("batch-of-one", "a batch of one element", ok(1), body="[" + compact + "]"),
         case("batch-of-50", "a batch of 50 different events", ok(50),
-             body="[" + ",".join(json.dumps(dict(event, hostile_index=i)) for i in range(50)) + "]"),
+             body="[" + ",".join(json.dumps(variant(event, i)) for i in range(50)) + "]"),
         case("batch-with-duplicates", "the same event three times in one batch", ok(3),
              body="[" + ",".join([compact] * 3) + "]"),
         case("batch-whitespace", "a batch with odd whitespace between elements", ok(2),
-             body="[\n\t" + compact + "\r\n ,\n" + json.dumps(dict(event, other=1)) + "\t]"),
+             body="[\n\t" + compact + "\r\n ,\n" + json.dumps(variant(event, 1)) + "\t]"),
     ]
     return cases
 
@@ -304,7 +313,8 @@ def engagelab_auth_cases(valid):
 
 
 def sendpost_auth_cases(valid):
-    wrong = "070ce351a16b412241ac89ee59a170d96e36b7af0082f71b2de4db6ee842518c"
+    # Not the sample's own signature, which the test key makes right for the sample body.
+    wrong = "5d41402abc4b2a76b9719d911017c5925d41402abc4b2a76b9719d911017c592"
     return [
         case("uppercase-hex", "the signature in upper-case hex is accepted", ok(1),
              headers={"x-sendpost-signature": "{sendpost_hmac_upper}"}, body=valid),
@@ -429,9 +439,9 @@ def provider_specific(provider):
         return [
             case("target-tos-not-list", "a target whose tos is an object", ok(1),
                  body=json.dumps(set_path(json.loads(json.dumps(target)), ["status", "status_data", "tos"], {"a": "b"}))),
-            case("target-1000-recipients", "a target fanned out to 1,000 recipients", ok(1000),
+            case("target-200-recipients", "a target fanned out to 200 recipients", ok(200),
                  body=json.dumps(set_path(json.loads(json.dumps(target)), ["status", "status_data", "tos"],
-                                          ["user%d@x.com" % i for i in range(1000)]))),
+                                          ["user%d@x.com" % i for i in range(200)]))),
             case("target-duplicate-recipients", "a target naming one recipient twice, in two cases", ok(2),
                  body=json.dumps(set_path(json.loads(json.dumps(target)), ["status", "status_data", "tos"],
                                           ["a@x.com", "A@X.COM"]))),

@@ -234,9 +234,22 @@ fn lambda_event(provider: &Provider, case: &Case, body: &[u8]) -> Value {
     }
 }
 
-/// Every item of a table, all pages.
+/// Every item of a table, all pages; with more patience than the handlers' client, since a
+/// thousand items are slow to scan from the local DynamoDB on a busy machine.
 async fn scan(local: &LocalDynamo, table: &str) -> Vec<HashMap<String, AttributeValue>> {
-    let pages = local.client().scan().table_name(table).into_paginator().items().send();
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        local
+            .client()
+            .config()
+            .to_builder()
+            .timeout_config(
+                aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+                    .operation_timeout(std::time::Duration::from_secs(120))
+                    .build(),
+            )
+            .build(),
+    );
+    let pages = client.scan().table_name(table).into_paginator().items().send();
     let items: Result<Vec<_>, _> = pages.collect::<Vec<_>>().await.into_iter().collect();
     items.expect("scan works")
 }
@@ -340,17 +353,18 @@ fn check_table(
             return Some(format!("event type {} not in {types:?}", event.event_type));
         }
     }
-    let stored: HashMap<&str, &HashMap<String, AttributeValue>> = items
-        .iter()
-        .filter(|item| text(item, "pk").is_some_and(|pk| pk.starts_with("MSG#")))
-        .map(|item| (text(item, "event_id").unwrap_or_default(), item))
-        .collect();
-    let event_items = items.iter().filter(|item| text(item, "pk").is_some_and(|pk| pk.starts_with("MSG#"))).count();
-    if event_items != stored.len() || answer["stored"].as_u64() != Some(stored.len() as u64) {
-        return Some(format!("{event_items} event items ({} distinct) for answer {answer}", stored.len()));
+    // An event is its id and its message: EngageLab may list one address twice in a target's
+    // `tos`, two messages whose events share the id (it hashes payload and recipient).
+    let stored: Vec<&HashMap<String, AttributeValue>> =
+        items.iter().filter(|item| text(item, "pk").is_some_and(|pk| pk.starts_with("MSG#"))).collect();
+    if answer["stored"].as_u64() != Some(stored.len() as u64) {
+        return Some(format!("{} event items for answer {answer}", stored.len()));
     }
     for event in &events {
-        let Some(item) = stored.get(event.event_id.as_str()) else {
+        let found = stored.iter().find(|item| {
+            text(item, "event_id") == Some(event.event_id.as_str()) && text(item, "message_id") == event.message_id.as_deref()
+        });
+        let Some(item) = found else {
             return Some(format!("event {} was accepted but not stored", event.event_id));
         };
         match decode_raw(&item["raw"]) {
@@ -369,8 +383,13 @@ fn check_table(
     None
 }
 
+/// One provider's corpus at a time: six-megabyte bodies in parallel make the local DynamoDB
+/// time out.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Every case of one provider, each against its own new table.
 async fn run_corpus(provider: &'static Provider) {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let local = LocalDynamo::shared();
     let cases = Case::all(provider.name);
     assert!(cases.len() >= MIN_CASES_PER_PROVIDER, "{}: only {} cases", provider.name, cases.len());
