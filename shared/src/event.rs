@@ -129,7 +129,8 @@ pub struct Event {
     pub ip: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
-    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    /// Serialized as DynamoDB can hold it (see [`storable_metadata`]).
+    #[serde(default, skip_serializing_if = "Map::is_empty", serialize_with = "storable_metadata::serialize")]
     pub metadata: Map<String, Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
@@ -216,6 +217,53 @@ pub fn event_id(provider: &str, identity: EventIdentity<'_>, fan_out_recipient: 
     hex::encode(&digest[..16])
 }
 
+/// Metadata copies provider JSON that the sender controls (EngageLab `custom_args`, SendPost
+/// `customFields`, ...), and DynamoDB refuses an item whose maps and lists nest deeper than 32
+/// levels, whose numbers pass 38 digits or 1e-130..1e126, or whose maps have an empty key: a refusal that would be a 500 the
+/// provider retries forever. Such parts are kept as their JSON text instead (`raw` always holds
+/// the whole payload); everything else is serialized as it is.
+pub mod storable_metadata {
+    use serde::ser::{SerializeMap, Serializer};
+    use serde_json::{Map, Number, Value};
+
+    /// Levels of nesting kept as maps and lists below a metadata entry; the item itself, the
+    /// `metadata` map and the entry take three of DynamoDB's 32.
+    pub const MAX_DEPTH: usize = 24;
+
+    pub fn serialize<S: Serializer>(metadata: &Map<String, Value>, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(metadata.len()))?;
+        for (key, value) in metadata {
+            map.serialize_entry(key, &storable(value, 0))?;
+        }
+        map.end()
+    }
+
+    /// `value` with what DynamoDB cannot hold replaced by its JSON text.
+    pub fn storable(value: &Value, depth: usize) -> Value {
+        match value {
+            Value::Object(_) | Value::Array(_) if depth >= MAX_DEPTH => Value::String(value.to_string()),
+            // DynamoDB map keys cannot be empty (moto garbles such a map into an unreadable item).
+            Value::Object(object) if object.contains_key("") => Value::String(value.to_string()),
+            Value::Object(object) => {
+                Value::Object(object.iter().map(|(key, item)| (key.clone(), storable(item, depth + 1))).collect())
+            }
+            Value::Array(items) => Value::Array(items.iter().map(|item| storable(item, depth + 1)).collect()),
+            Value::Number(number) if !fits_dynamodb(number) => Value::String(number.to_string()),
+            other => other.clone(),
+        }
+    }
+
+    /// Integers always fit (at most 20 digits); floats as DynamoDB's range allows, written
+    /// without exponent as serialization does.
+    fn fits_dynamodb(number: &Number) -> bool {
+        match number.as_f64() {
+            _ if number.is_i64() || number.is_u64() => true,
+            Some(float) => float == 0.0 || (1e-125..1e125).contains(&float.abs()),
+            None => false,
+        }
+    }
+}
+
 /// RFC 3339 UTC with milliseconds: `2023-02-17T06:35:11.325Z`.
 pub fn format_timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -294,6 +342,33 @@ mod tests {
             assert_eq!(serde_json::to_value(event_type).unwrap(), json!(event_type.as_str()));
         }
         assert!("bounce".parse::<EventType>().is_err());
+    }
+
+    #[test]
+    fn metadata_that_dynamodb_cannot_hold_is_kept_as_json_text() {
+        let mut deep = json!("x");
+        for _ in 0..100 {
+            deep = json!({ "a": deep });
+        }
+        let stored = storable_metadata::storable(&deep, 0);
+        let mut level = &stored;
+        for _ in 0..storable_metadata::MAX_DEPTH {
+            level = &level["a"];
+        }
+        let text = level.as_str().expect("the part past the limit is text");
+        assert_eq!(serde_json::from_str::<Value>(text).unwrap(), {
+            let mut expected = &deep;
+            for _ in 0..storable_metadata::MAX_DEPTH {
+                expected = &expected["a"];
+            }
+            expected.clone()
+        });
+        assert_eq!(storable_metadata::storable(&json!({"": 1, "a": 2}), 0), json!("{\"\":1,\"a\":2}"));
+        let numbers = json!({"big": 1e300, "tiny": 1e-300, "ok": 1.5, "int": u64::MAX, "zero": 0.0});
+        assert_eq!(
+            storable_metadata::storable(&numbers, 0),
+            json!({"big": "1e+300", "tiny": "1e-300", "ok": 1.5, "int": u64::MAX, "zero": 0.0})
+        );
     }
 
     #[test]

@@ -162,6 +162,9 @@ impl DynamoStore {
     fn item_without_raw(&self, event: &Event) -> Result<Item, StoreError> {
         let mut item: Item = serde_dynamo::to_item(event)
             .map_err(|source| StoreError::Encode { event_id: event.event_id.clone(), source })?;
+        for value in item.values_mut() {
+            shorten_long_texts(value);
+        }
         let keys = EventKeys::of(event);
         item.insert("pk".into(), AttributeValue::S(keys.pk));
         item.insert("sk".into(), AttributeValue::S(keys.sk.clone()));
@@ -243,6 +246,28 @@ impl EventStore for DynamoStore {
     }
 }
 
+/// Longest text kept whole in a normalized attribute (subject, reason, metadata, ...).
+pub const MAX_ATTRIBUTE_TEXT_BYTES: usize = 16 * 1024;
+
+/// Normalized attributes are copies of parts of `raw`: a megabyte subject copied whole would
+/// push the item past DynamoDB's 400 KB, a refusal answered 500 forever. Such a text is cut at
+/// [`MAX_ATTRIBUTE_TEXT_BYTES`] and ends with `…`; `raw` keeps it whole.
+fn shorten_long_texts(value: &mut AttributeValue) {
+    match value {
+        AttributeValue::S(text) if text.len() > MAX_ATTRIBUTE_TEXT_BYTES => {
+            let mut end = MAX_ATTRIBUTE_TEXT_BYTES;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+            text.push('…');
+        }
+        AttributeValue::M(map) => map.values_mut().for_each(shorten_long_texts),
+        AttributeValue::L(items) => items.iter_mut().for_each(shorten_long_texts),
+        _ => {}
+    }
+}
+
 /// The AWS configuration for a handler that must answer EngageLab within 3 seconds: a slow
 /// DynamoDB call gives up in time for a 500, and the provider's retry tries again.
 pub async fn sdk_config() -> aws_config::SdkConfig {
@@ -319,11 +344,35 @@ pub fn events_table_from_env(env: Env<'_>) -> Result<String, ConfigError> {
 }
 
 pub fn message_pk(provider: &str, message_id: &str) -> String {
-    format!("MSG#{provider}#{message_id}")
+    format!("MSG#{provider}#{}", key_part(message_id))
 }
 
 pub fn recipient_pk(recipient: &str) -> String {
-    format!("RCPT#{recipient}")
+    format!("RCPT#{}", key_part(recipient))
+}
+
+/// Longest message id or address that a key holds as it is.
+const MAX_KEY_PART_BYTES: usize = 512;
+/// How much of a longer value its key keeps, before the value's hash.
+const SHORTENED_KEY_PREFIX_BYTES: usize = 480;
+
+/// A message id or address as it appears in keys. DynamoDB refuses an item whose partition key
+/// (of the table or of an index) passes 2048 bytes or whose sort key passes 1024, and that
+/// refusal would be a 500 the provider retries forever; so a value longer than
+/// [`MAX_KEY_PART_BYTES`] (no address or provider id is) is keyed by its first 480 bytes and
+/// the first 128 bits of its SHA-256. The attribute itself keeps the whole value, and a reader
+/// asking for the whole value computes the same key. A shortened part is always longer than
+/// [`MAX_KEY_PART_BYTES`], so it never equals a value kept as it is.
+pub fn key_part(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.len() <= MAX_KEY_PART_BYTES {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    let mut end = SHORTENED_KEY_PREFIX_BYTES;
+    while !value.is_char_boundary(end) {
+        end += 1;
+    }
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(value.as_bytes());
+    std::borrow::Cow::Owned(format!("{}~{}", &value[..end], hex::encode(&digest[..16])))
 }
 
 /// `day` is the `yyyy-mm-dd` of `occurred_at` (UTC).
@@ -371,6 +420,38 @@ mod tests {
         let keys = EventKeys::of(&event);
         assert_eq!(keys.pk, "MSG#engagelab#~a7f3c0de00112233445566778899aabb");
         assert_eq!(keys.gsi1pk, None);
+    }
+
+    #[test]
+    fn overlong_key_parts_are_shortened_by_a_hash_and_stay_apart() {
+        let address = format!("{}@x.com", "a".repeat(4000));
+        let pk = recipient_pk(&address);
+        assert!(pk.len() < 600, "{}", pk.len());
+        assert_eq!(pk, recipient_pk(&address), "the same value always has the same key");
+        assert_ne!(pk, recipient_pk(&format!("{}@y.com", "a".repeat(4000))));
+        assert!(key_part(&address).len() > MAX_KEY_PART_BYTES);
+        let multibyte = "é".repeat(1000);
+        assert!(key_part(&multibyte).starts_with(&"é".repeat(240)));
+        let fits = "m".repeat(MAX_KEY_PART_BYTES);
+        assert_eq!(message_pk("sendpost", &fits), format!("MSG#sendpost#{fits}"));
+    }
+
+    #[test]
+    fn long_attribute_texts_are_cut_and_raw_is_not() {
+        let mut event = event();
+        event.subject = Some("é".repeat(MAX_ATTRIBUTE_TEXT_BYTES));
+        event.metadata.insert("custom_args".into(), serde_json::json!({"note": "n".repeat(MAX_ATTRIBUTE_TEXT_BYTES + 1)}));
+        event.raw = "r".repeat(3 * MAX_ATTRIBUTE_TEXT_BYTES);
+        let client = Client::from_conf(
+            aws_sdk_dynamodb::Config::builder().behavior_version(BehaviorVersion::latest()).build(),
+        );
+        let item = DynamoStore::new(client, "t", 0).item(&event).unwrap();
+        let subject = item["subject"].as_s().unwrap();
+        assert!(subject.len() <= MAX_ATTRIBUTE_TEXT_BYTES + '…'.len_utf8() && subject.ends_with('…'));
+        assert!(subject.starts_with(&"é".repeat(100)));
+        let note = item["metadata"].as_m().unwrap()["custom_args"].as_m().unwrap()["note"].as_s().unwrap();
+        assert!(note.ends_with('…'));
+        assert_eq!(decode_raw(&item["raw"]).unwrap(), event.raw);
     }
 
     #[test]

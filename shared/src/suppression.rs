@@ -104,7 +104,12 @@ fn rejects_the_address(event: &Event) -> bool {
 }
 
 pub fn suppression_pk(recipient: &str) -> String {
-    format!("SUPP#{recipient}")
+    format!("SUPP#{}", crate::store::key_part(recipient))
+}
+
+/// `gsi3sk`: when, then who, with an overlong address shortened as in every key.
+fn list_sort_key(at: &str, recipient: &str) -> String {
+    format!("{at}#{}", crate::store::key_part(recipient))
 }
 
 fn key(recipient: &str) -> Item {
@@ -182,7 +187,7 @@ impl SuppressionWriter {
     /// the first (with its reason and time), and only a newer one becomes the latest.
     async fn suppress(&self, recipient: &str, reason: Reason, event: &Event) -> Result<(), SuppressionError> {
         let at = event.occurred_at_text();
-        let list_sk = format!("{at}#{recipient}");
+        let list_sk = list_sort_key(&at, recipient);
         let outcome = self
             .client
             .update_item()
@@ -389,7 +394,7 @@ impl SuppressionWriter {
                 (":at".to_owned(), AttributeValue::S(at.clone())),
                 (":event_id".to_owned(), AttributeValue::S(event.event_id.clone())),
                 (":list".to_owned(), AttributeValue::S(LIST_PARTITION.to_owned())),
-                (":list_sk".to_owned(), AttributeValue::S(format!("{at}#{recipient}"))),
+                (":list_sk".to_owned(), AttributeValue::S(list_sort_key(&at, recipient))),
                 (":now".to_owned(), AttributeValue::S(format_timestamp(Utc::now()))),
                 (":threshold".to_owned(), AttributeValue::N(self.soft_bounce_threshold.to_string())),
             ])))
