@@ -55,6 +55,7 @@ impl Secret {
     }
 
     /// For building a credential (a Basic-auth header, a callback URL) inside this crate.
+    #[cfg(feature = "engagelab-api")]
     pub(crate) fn expose(&self) -> &str {
         &self.value
     }
