@@ -133,20 +133,63 @@ pub fn soft_bounce_threshold_from_env(env: Env<'_>) -> Result<u32, ConfigError> 
 pub enum SuppressionError {
     #[error("updating the suppression of event {event_id} failed: {cause}")]
     Write { event_id: String, cause: String },
+    #[error("lifting a suppression failed: {0}")]
+    Lift(String),
     #[error("reading a suppression failed: {0}")]
     Read(String),
     #[error("a suppression item has no text {0}")]
     Malformed(&'static str),
 }
 
-/// The conditional update that failed its condition is how DynamoDB says "already done".
-fn already_applied<R>(error: &SdkError<UpdateItemError, R>) -> bool {
-    matches!(error, SdkError::ServiceError(failure) if matches!(failure.err(), UpdateItemError::ConditionalCheckFailedException(_)))
+/// One conditional UpdateItem of a recipient's suppression item. Every `#name` in the
+/// expressions stands for the attribute of that name (several, such as `reason` and `since`, are
+/// reserved words). `Ok(None)` when the condition failed, which is how DynamoDB says "already
+/// done"; else the item as it now is.
+async fn update_if(
+    client: &Client,
+    table: &str,
+    recipient: &str,
+    update: &str,
+    condition: &str,
+    values: Vec<(&str, AttributeValue)>,
+) -> Result<Option<Item>, String> {
+    let outcome = client
+        .update_item()
+        .table_name(table)
+        .set_key(Some(key(recipient)))
+        .update_expression(update)
+        .condition_expression(condition)
+        .set_expression_attribute_names(Some(expression_names(&[update, condition])))
+        .set_expression_attribute_values(Some(values.into_iter().map(|(name, value)| (name.to_owned(), value)).collect()))
+        .return_values(ReturnValue::AllNew)
+        .send()
+        .await;
+    match outcome {
+        Ok(output) => Ok(Some(output.attributes.unwrap_or_default())),
+        Err(SdkError::ServiceError(failure))
+            if matches!(failure.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+        {
+            Ok(None)
+        }
+        Err(error) => Err(DisplayErrorContext(&error).to_string()),
+    }
 }
 
-/// Names every attribute through `#name`: several (`reason`, `since`...) are reserved words.
-fn names(attributes: &[&str]) -> HashMap<String, String> {
-    attributes.iter().map(|name| (format!("#{name}"), (*name).to_owned())).collect()
+/// `#name` -> `name` for every `#name` the expressions use.
+fn expression_names(expressions: &[&str]) -> HashMap<String, String> {
+    let mut names = HashMap::new();
+    for expression in expressions {
+        for (start, _) in expression.match_indices('#') {
+            let name: String =
+                expression[start + 1..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            names.insert(format!("#{name}"), name);
+        }
+    }
+    names
+}
+
+fn text_value(text: &str) -> AttributeValue {
+    AttributeValue::S(text.to_owned())
 }
 
 /// The suppression writes of the webhook functions: `UpdateItem` and `GetItem`, on `SUPP#` keys only.
@@ -177,8 +220,18 @@ impl SuppressionWriter {
         }
     }
 
-    fn write_error(event: &Event, error: impl std::error::Error + 'static) -> SuppressionError {
-        SuppressionError::Write { event_id: event.event_id.clone(), cause: DisplayErrorContext(error).to_string() }
+    /// [`update_if`] for what `event` triggers.
+    async fn update_if(
+        &self,
+        recipient: &str,
+        event: &Event,
+        update: &str,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<Option<Item>, SuppressionError> {
+        update_if(&self.client, &self.table, recipient, update, condition, values)
+            .await
+            .map_err(|cause| SuppressionError::Write { event_id: event.event_id.clone(), cause })
     }
 
     /// Starts a suppression, or adds `event` to the one in force. The event's id goes into
@@ -188,132 +241,50 @@ impl SuppressionWriter {
     async fn suppress(&self, recipient: &str, reason: Reason, event: &Event) -> Result<(), SuppressionError> {
         let at = event.occurred_at_text();
         let list_sk = list_sort_key(&at, recipient);
-        let outcome = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(recipient)))
-            .update_expression(
-                "SET #recipient = :recipient, #suppressed = :true, #reason = if_not_exists(#reason, :reason), \
-                 #provider = if_not_exists(#provider, :provider), #since = if_not_exists(#since, :at), \
-                 #first_event_id = if_not_exists(#first_event_id, :event_id), \
-                 #first_event_at = if_not_exists(#first_event_at, :at), \
-                 #latest_event_id = if_not_exists(#latest_event_id, :event_id), \
-                 #latest_event_at = if_not_exists(#latest_event_at, :at), \
-                 #gsi3pk = :list, #gsi3sk = if_not_exists(#gsi3sk, :list_sk), #updated_at = :now \
-                 ADD #counted_event_ids :event_ids",
-            )
-            .condition_expression("NOT contains(#counted_event_ids, :event_id)")
-            .set_expression_attribute_names(Some(names(&[
-                "recipient",
-                "suppressed",
-                "reason",
-                "provider",
-                "since",
-                "first_event_id",
-                "first_event_at",
-                "latest_event_id",
-                "latest_event_at",
-                "gsi3pk",
-                "gsi3sk",
-                "updated_at",
-                "counted_event_ids",
-            ])))
-            .set_expression_attribute_values(Some(HashMap::from([
-                (":recipient".to_owned(), AttributeValue::S(recipient.to_owned())),
-                (":true".to_owned(), AttributeValue::Bool(true)),
-                (":reason".to_owned(), AttributeValue::S(reason.as_str().to_owned())),
-                (":provider".to_owned(), AttributeValue::S(event.provider.clone())),
-                (":at".to_owned(), AttributeValue::S(at.clone())),
-                (":event_id".to_owned(), AttributeValue::S(event.event_id.clone())),
-                (":event_ids".to_owned(), AttributeValue::Ss(vec![event.event_id.clone()])),
-                (":list".to_owned(), AttributeValue::S(LIST_PARTITION.to_owned())),
-                (":list_sk".to_owned(), AttributeValue::S(list_sk.clone())),
-                (":now".to_owned(), AttributeValue::S(format_timestamp(Utc::now()))),
-            ])))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        let item = match outcome {
-            Ok(output) => output.attributes.unwrap_or_default(),
-            Err(error) if already_applied(&error) => return Ok(()),
-            Err(error) => return Err(Self::write_error(event, error)),
-        };
+        let update = "SET #recipient = :recipient, #suppressed = :true, #reason = if_not_exists(#reason, :reason), \
+             #provider = if_not_exists(#provider, :provider), #since = if_not_exists(#since, :at), \
+             #first_event_id = if_not_exists(#first_event_id, :event_id), \
+             #first_event_at = if_not_exists(#first_event_at, :at), \
+             #latest_event_id = if_not_exists(#latest_event_id, :event_id), \
+             #latest_event_at = if_not_exists(#latest_event_at, :at), \
+             #gsi3pk = :list, #gsi3sk = if_not_exists(#gsi3sk, :list_sk), #updated_at = :now \
+             ADD #counted_event_ids :event_ids";
+        let values = vec![
+            (":recipient", text_value(recipient)),
+            (":true", AttributeValue::Bool(true)),
+            (":reason", text_value(reason.as_str())),
+            (":provider", text_value(&event.provider)),
+            (":at", text_value(&at)),
+            (":event_id", text_value(&event.event_id)),
+            (":event_ids", AttributeValue::Ss(vec![event.event_id.clone()])),
+            (":list", text_value(LIST_PARTITION)),
+            (":list_sk", text_value(&list_sk)),
+            (":now", text_value(&format_timestamp(Utc::now()))),
+        ];
+        let condition = "NOT contains(#counted_event_ids, :event_id)";
+        let Some(item) = self.update_if(recipient, event, update, condition, values).await? else { return Ok(()) };
         if text(&item, "first_event_at").is_some_and(|first| first > at.as_str()) {
-            self.move_first_back(recipient, reason, event, &at, &list_sk).await?;
+            // Makes `event` the first trigger, unless an even earlier one got there in between.
+            let update = "SET #reason = :reason, #provider = :provider, #since = :at, #first_event_id = :event_id, \
+                 #first_event_at = :at, #gsi3sk = :list_sk";
+            let values = vec![
+                (":reason", text_value(reason.as_str())),
+                (":provider", text_value(&event.provider)),
+                (":at", text_value(&at)),
+                (":event_id", text_value(&event.event_id)),
+                (":list_sk", text_value(&list_sk)),
+                (":true", AttributeValue::Bool(true)),
+            ];
+            let condition = "#suppressed = :true AND #first_event_at > :at";
+            self.update_if(recipient, event, update, condition, values).await?;
         }
         if text(&item, "latest_event_at").is_some_and(|latest| latest < at.as_str()) {
-            self.move_latest_on(recipient, event, &at).await?;
+            // Makes `event` the latest trigger, unless a later one got there in between.
+            let update = "SET #latest_event_id = :event_id, #latest_event_at = :at";
+            let values = vec![(":event_id", text_value(&event.event_id)), (":at", text_value(&at))];
+            self.update_if(recipient, event, update, "#latest_event_at < :at", values).await?;
         }
         Ok(())
-    }
-
-    /// Makes `event` the first trigger, unless an even earlier one got there in between.
-    async fn move_first_back(
-        &self,
-        recipient: &str,
-        reason: Reason,
-        event: &Event,
-        at: &str,
-        list_sk: &str,
-    ) -> Result<(), SuppressionError> {
-        let outcome = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(recipient)))
-            .update_expression(
-                "SET #reason = :reason, #provider = :provider, #since = :at, #first_event_id = :event_id, \
-                 #first_event_at = :at, #gsi3sk = :list_sk",
-            )
-            .condition_expression("#suppressed = :true AND #first_event_at > :at")
-            .set_expression_attribute_names(Some(names(&[
-                "reason",
-                "provider",
-                "since",
-                "first_event_id",
-                "first_event_at",
-                "gsi3sk",
-                "suppressed",
-            ])))
-            .set_expression_attribute_values(Some(HashMap::from([
-                (":reason".to_owned(), AttributeValue::S(reason.as_str().to_owned())),
-                (":provider".to_owned(), AttributeValue::S(event.provider.clone())),
-                (":at".to_owned(), AttributeValue::S(at.to_owned())),
-                (":event_id".to_owned(), AttributeValue::S(event.event_id.clone())),
-                (":list_sk".to_owned(), AttributeValue::S(list_sk.to_owned())),
-                (":true".to_owned(), AttributeValue::Bool(true)),
-            ])))
-            .send()
-            .await;
-        match outcome {
-            Ok(_) => Ok(()),
-            Err(error) if already_applied(&error) => Ok(()),
-            Err(error) => Err(Self::write_error(event, error)),
-        }
-    }
-
-    /// Makes `event` the latest trigger, unless a later one got there in between.
-    async fn move_latest_on(&self, recipient: &str, event: &Event, at: &str) -> Result<(), SuppressionError> {
-        let outcome = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(recipient)))
-            .update_expression("SET #latest_event_id = :event_id, #latest_event_at = :at")
-            .condition_expression("#latest_event_at < :at")
-            .set_expression_attribute_names(Some(names(&["latest_event_id", "latest_event_at"])))
-            .set_expression_attribute_values(Some(HashMap::from([
-                (":event_id".to_owned(), AttributeValue::S(event.event_id.clone())),
-                (":at".to_owned(), AttributeValue::S(at.to_owned())),
-            ])))
-            .send()
-            .await;
-        match outcome {
-            Ok(_) => Ok(()),
-            Err(error) if already_applied(&error) => Ok(()),
-            Err(error) => Err(Self::write_error(event, error)),
-        }
     }
 
     /// Adds the bounced message to the recipient's soft bounces; the count of distinct
@@ -324,32 +295,21 @@ impl SuppressionWriter {
             Some(message_id) => format!("{}#{message_id}", event.provider),
             None => format!("~{}", event.event_id),
         };
-        let outcome = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(recipient)))
-            .update_expression(
-                "SET #recipient = :recipient, #updated_at = :now ADD #soft_bounces :message, #counted_event_ids :event_ids",
-            )
-            .condition_expression("NOT contains(#counted_event_ids, :event_id)")
-            .set_expression_attribute_names(Some(names(&["recipient", "updated_at", "soft_bounces", "counted_event_ids"])))
-            .set_expression_attribute_values(Some(HashMap::from([
-                (":recipient".to_owned(), AttributeValue::S(recipient.to_owned())),
-                (":now".to_owned(), AttributeValue::S(format_timestamp(Utc::now()))),
-                (":message".to_owned(), AttributeValue::Ss(vec![bounced_message])),
-                (":event_id".to_owned(), AttributeValue::S(event.event_id.clone())),
-                (":event_ids".to_owned(), AttributeValue::Ss(vec![event.event_id.clone()])),
-            ])))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        let item = match outcome {
-            Ok(output) => output.attributes.unwrap_or_default(),
+        let update =
+            "SET #recipient = :recipient, #updated_at = :now ADD #soft_bounces :message, #counted_event_ids :event_ids";
+        let values = vec![
+            (":recipient", text_value(recipient)),
+            (":now", text_value(&format_timestamp(Utc::now()))),
+            (":message", AttributeValue::Ss(vec![bounced_message])),
+            (":event_id", text_value(&event.event_id)),
+            (":event_ids", AttributeValue::Ss(vec![event.event_id.clone()])),
+        ];
+        let condition = "NOT contains(#counted_event_ids, :event_id)";
+        let item = match self.update_if(recipient, event, update, condition, values).await? {
+            Some(item) => item,
             // Counted before: this is a retry, which may have been cut off before the
             // suppression that the count called for, so the count is read again.
-            Err(error) if already_applied(&error) => self.item(recipient).await?.unwrap_or_default(),
-            Err(error) => return Err(Self::write_error(event, error)),
+            None => self.item(recipient).await?.unwrap_or_default(),
         };
         if item.contains_key("reason") {
             return Ok(None);
@@ -362,49 +322,23 @@ impl SuppressionWriter {
     /// the count, so a lift in between is not undone.
     async fn suppress_after_soft_bounces(&self, recipient: &str, event: &Event) -> Result<(), SuppressionError> {
         let at = event.occurred_at_text();
-        let outcome = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(recipient)))
-            .update_expression(
-                "SET #suppressed = :true, #reason = :reason, #provider = :provider, #since = :at, \
-                 #first_event_id = :event_id, #first_event_at = :at, #latest_event_id = :event_id, \
-                 #latest_event_at = :at, #gsi3pk = :list, #gsi3sk = :list_sk, #updated_at = :now",
-            )
-            .condition_expression("attribute_not_exists(#reason) AND size(#soft_bounces) >= :threshold")
-            .set_expression_attribute_names(Some(names(&[
-                "suppressed",
-                "reason",
-                "provider",
-                "since",
-                "first_event_id",
-                "first_event_at",
-                "latest_event_id",
-                "latest_event_at",
-                "gsi3pk",
-                "gsi3sk",
-                "updated_at",
-                "soft_bounces",
-            ])))
-            .set_expression_attribute_values(Some(HashMap::from([
-                (":true".to_owned(), AttributeValue::Bool(true)),
-                (":reason".to_owned(), AttributeValue::S(Reason::SoftBounces.as_str().to_owned())),
-                (":provider".to_owned(), AttributeValue::S(event.provider.clone())),
-                (":at".to_owned(), AttributeValue::S(at.clone())),
-                (":event_id".to_owned(), AttributeValue::S(event.event_id.clone())),
-                (":list".to_owned(), AttributeValue::S(LIST_PARTITION.to_owned())),
-                (":list_sk".to_owned(), AttributeValue::S(list_sort_key(&at, recipient))),
-                (":now".to_owned(), AttributeValue::S(format_timestamp(Utc::now()))),
-                (":threshold".to_owned(), AttributeValue::N(self.soft_bounce_threshold.to_string())),
-            ])))
-            .send()
-            .await;
-        match outcome {
-            Ok(_) => Ok(()),
-            Err(error) if already_applied(&error) => Ok(()),
-            Err(error) => Err(Self::write_error(event, error)),
-        }
+        let update = "SET #suppressed = :true, #reason = :reason, #provider = :provider, #since = :at, \
+             #first_event_id = :event_id, #first_event_at = :at, #latest_event_id = :event_id, \
+             #latest_event_at = :at, #gsi3pk = :list, #gsi3sk = :list_sk, #updated_at = :now";
+        let values = vec![
+            (":true", AttributeValue::Bool(true)),
+            (":reason", text_value(Reason::SoftBounces.as_str())),
+            (":provider", text_value(&event.provider)),
+            (":at", text_value(&at)),
+            (":event_id", text_value(&event.event_id)),
+            (":list", text_value(LIST_PARTITION)),
+            (":list_sk", text_value(&list_sort_key(&at, recipient))),
+            (":now", text_value(&format_timestamp(Utc::now()))),
+            (":threshold", AttributeValue::N(self.soft_bounce_threshold.to_string())),
+        ];
+        let condition = "attribute_not_exists(#reason) AND size(#soft_bounces) >= :threshold";
+        self.update_if(recipient, event, update, condition, values).await?;
+        Ok(())
     }
 
     async fn item(&self, recipient: &str) -> Result<Option<Item>, SuppressionError> {
@@ -514,50 +448,19 @@ impl SuppressionList {
     /// retries cannot re-suppress.
     pub async fn lift(&self, email: &str, lifted_by: &str, now: DateTime<Utc>) -> Result<Option<Value>, SuppressionError> {
         let lifted_by: String = lifted_by.chars().filter(|c| !c.is_control()).take(MAX_ACTOR_CHARS).collect();
-        let outcome = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(email)))
-            .update_expression(
-                "SET #suppressed = :false, #lifted_at = :now, #lifted_by = :by, #updated_at = :now \
-                 REMOVE #reason, #provider, #since, #first_event_id, #first_event_at, #latest_event_id, \
-                 #latest_event_at, #soft_bounces, #gsi3pk, #gsi3sk",
-            )
-            .condition_expression("#suppressed = :true")
-            .set_expression_attribute_names(Some(names(&[
-                "suppressed",
-                "lifted_at",
-                "lifted_by",
-                "updated_at",
-                "reason",
-                "provider",
-                "since",
-                "first_event_id",
-                "first_event_at",
-                "latest_event_id",
-                "latest_event_at",
-                "soft_bounces",
-                "gsi3pk",
-                "gsi3sk",
-            ])))
-            .set_expression_attribute_values(Some(HashMap::from([
-                (":false".to_owned(), AttributeValue::Bool(false)),
-                (":true".to_owned(), AttributeValue::Bool(true)),
-                (":now".to_owned(), AttributeValue::S(format_timestamp(now))),
-                (":by".to_owned(), AttributeValue::S(lifted_by)),
-            ])))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match outcome {
-            Ok(output) => Ok(Some(status_json(email, &output.attributes.unwrap_or_default()))),
-            Err(error) if already_applied(&error) => Ok(None),
-            Err(error) => Err(SuppressionError::Write {
-                event_id: "(lift)".to_owned(),
-                cause: DisplayErrorContext(&error).to_string(),
-            }),
-        }
+        let update = "SET #suppressed = :false, #lifted_at = :now, #lifted_by = :by, #updated_at = :now \
+             REMOVE #reason, #provider, #since, #first_event_id, #first_event_at, #latest_event_id, \
+             #latest_event_at, #soft_bounces, #gsi3pk, #gsi3sk";
+        let values = vec![
+            (":false", AttributeValue::Bool(false)),
+            (":true", AttributeValue::Bool(true)),
+            (":now", text_value(&format_timestamp(now))),
+            (":by", AttributeValue::S(lifted_by)),
+        ];
+        let lifted = update_if(&self.client, &self.table, email, update, "#suppressed = :true", values)
+            .await
+            .map_err(SuppressionError::Lift)?;
+        Ok(lifted.map(|item| status_json(email, &item)))
     }
 
     /// Suppressions in force, oldest `since` first, from `query.since` on.
@@ -716,6 +619,14 @@ mod tests {
             assert_eq!(address_from_path(bad), None, "{bad:?}");
         }
         assert_eq!(address_from_path(&format!("{}@x.com", "a".repeat(400))), None);
+    }
+
+    #[test]
+    fn every_name_of_an_expression_is_defined() {
+        let names = expression_names(&["SET #a = :x, #b_2 = if_not_exists(#b_2, :y) ADD #c :z", "NOT contains(#c, :w)"]);
+        let expected: HashMap<String, String> =
+            [("#a", "a"), ("#b_2", "b_2"), ("#c", "c")].map(|(k, v)| (k.to_owned(), v.to_owned())).into();
+        assert_eq!(names, expected);
     }
 
     #[test]
