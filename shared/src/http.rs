@@ -174,6 +174,16 @@ struct ReadAccess {
     cursor_key: CursorKey,
 }
 
+impl ReadAccess {
+    /// `None` without a token, which refuses every request and says so in the log once.
+    fn configured(token: Option<BearerToken>) -> Option<Self> {
+        if token.is_none() {
+            tracing::error!("{EVENTS_API_TOKEN} is not set: every request will be refused with 401");
+        }
+        token.map(|token| ReadAccess { cursor_key: CursorKey::derived_from(&token), token })
+    }
+}
+
 /// `GET /events`: authenticate, check the parameters, read a page of events.
 pub struct EventsApi {
     /// `None` without a token: every request is refused.
@@ -183,11 +193,7 @@ pub struct EventsApi {
 
 impl EventsApi {
     pub fn new(token: Option<BearerToken>, reader: EventReader) -> Self {
-        if token.is_none() {
-            tracing::error!("{EVENTS_API_TOKEN} is not set: every request will be refused with 401");
-        }
-        let access = token.map(|token| ReadAccess { cursor_key: CursorKey::derived_from(&token), token });
-        EventsApi { access, reader }
+        EventsApi { access: ReadAccess::configured(token), reader }
     }
 
     pub fn from_env(env: Env<'_>, reader: EventReader) -> Self {
@@ -279,11 +285,7 @@ pub struct SuppressionsApi {
 
 impl SuppressionsApi {
     pub fn new(token: Option<BearerToken>, list: SuppressionList) -> Self {
-        if token.is_none() {
-            tracing::error!("{EVENTS_API_TOKEN} is not set: every request will be refused with 401");
-        }
-        let access = token.map(|token| ReadAccess { cursor_key: CursorKey::derived_from(&token), token });
-        SuppressionsApi { access, list }
+        SuppressionsApi { access: ReadAccess::configured(token), list }
     }
 
     pub fn from_env(env: Env<'_>, list: SuppressionList) -> Self {
