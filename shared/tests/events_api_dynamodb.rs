@@ -7,7 +7,7 @@ mod support;
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, Utc};
-use lambda_http::{Body, Request};
+use lambda_http::Request;
 use mailhooks::event::{event_id, format_timestamp, BounceType, Event, EventIdentity, EventType};
 use mailhooks::json;
 use mailhooks::http::{EventsApi, EVENTS_API_TOKEN};
@@ -30,34 +30,12 @@ fn request(method: &str, raw_query: &str, authorization: Option<&str>) -> Reques
     if let Some(authorization) = authorization {
         headers["authorization"] = authorization.into();
     }
-    let event = json!({
-        "version": "2.0",
-        "routeKey": format!("{method} /events"),
-        "rawPath": "/events",
-        "rawQueryString": raw_query,
-        "headers": headers,
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "local", "domainName": "localhost",
-            "http": {
-                "method": method, "path": "/events", "protocol": "HTTP/1.1",
-                "sourceIp": "127.0.0.1", "userAgent": "tests"
-            },
-            "requestId": "test", "routeKey": format!("{method} /events"), "stage": "$default",
-            "time": "14/Nov/2023:22:13:20 +0000", "timeEpoch": 1_700_000_000_000_i64
-        },
-        "isBase64Encoded": false
-    });
-    lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event")
+    support::request_from_event(&support::http_api_event(method, "/events", raw_query, headers))
 }
 
 async fn call(api: &EventsApi, request: Request) -> (u16, Value) {
     let response = api.handle(request).await.expect("handlers always answer");
-    let status = response.status().as_u16();
-    let body = match response.body() {
-        Body::Text(text) => serde_json::from_str(text).expect("responses are JSON"),
-        other => panic!("unexpected body {other:?}"),
-    };
-    (status, body)
+    support::status_and_json(response)
 }
 
 async fn get(api: &EventsApi, raw_query: &str) -> (u16, Value) {

@@ -11,7 +11,6 @@ use std::path::PathBuf;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
-use lambda_http::Body;
 use mailhooks::http::WebhookReceiver;
 use mailhooks::providers::{self, Provider};
 use mailhooks::store::{decode_raw, DynamoStore};
@@ -296,13 +295,8 @@ fn check_number(number: &str) -> Result<(), String> {
 /// An HTTP answer: its status and JSON body.
 async fn answer(receiver: &WebhookReceiver<DynamoStore>, request: lambda_http::Request) -> (u16, Value) {
     let response = receiver.handle(request).await.expect("handlers always answer");
-    let status = response.status().as_u16();
     assert_eq!(response.headers()["content-type"], "application/json");
-    let body = match response.body() {
-        Body::Text(text) => serde_json::from_str(text).expect("responses are JSON"),
-        other => panic!("unexpected body {other:?}"),
-    };
-    (status, body)
+    support::status_and_json(response)
 }
 
 /// Checks one case's answer; `None` when it is right.

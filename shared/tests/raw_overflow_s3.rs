@@ -8,7 +8,6 @@ mod support;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use lambda_http::{Body, Request};
 use mailhooks::http::{EventsApi, WebhookReceiver, EVENTS_API_TOKEN, MAX_BODY_BYTES};
 use mailhooks::raw_object::{RawObjectRef, RawObjects};
 use mailhooks::reader::EventReader;
@@ -24,18 +23,9 @@ fn receiver(store: DynamoStore) -> WebhookReceiver<DynamoStore> {
     WebhookReceiver::from_env(sample.provider(), &support::sample_env, store).expect("sample configuration is valid")
 }
 
-fn response_json(response: lambda_http::Response<Body>) -> (u16, Value) {
-    let status = response.status().as_u16();
-    let body = match response.body() {
-        Body::Text(text) => serde_json::from_str(text).expect("responses are JSON"),
-        other => panic!("unexpected body {other:?}"),
-    };
-    (status, body)
-}
-
 async fn post<S: EventStore>(receiver: &WebhookReceiver<S>, body: &str) -> (u16, Value) {
     let request = SampleEvent::named("engagelab/route").signed_request(body);
-    response_json(receiver.handle(request).await.expect("handlers always answer"))
+    support::status_and_json(receiver.handle(request).await.expect("handlers always answer"))
 }
 
 /// Pseudo-random base64 lines, as an attachment in a MIME message: compresses to about 3/4.
@@ -117,19 +107,9 @@ fn events_api(local: &LocalDynamo, table: &str, bucket: &str) -> EventsApi {
 
 /// `GET /events?{query}` as API Gateway (HTTP API, payload 2.0) delivers it.
 async fn get(api: &EventsApi, query: &str) -> (u16, Value) {
-    let event = json!({
-        "version": "2.0", "routeKey": "GET /events", "rawPath": "/events", "rawQueryString": query,
-        "headers": {"host": "localhost", "authorization": format!("Bearer {TOKEN}")},
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "local", "domainName": "localhost",
-            "http": {"method": "GET", "path": "/events", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "tests"},
-            "requestId": "test", "routeKey": "GET /events", "stage": "$default",
-            "time": "14/Nov/2023:22:13:20 +0000", "timeEpoch": 1_700_000_000_000_i64
-        },
-        "isBase64Encoded": false
-    });
-    let request: Request = lambda_http::request::from_str(&event.to_string()).unwrap();
-    response_json(api.handle(request).await.expect("handlers always answer"))
+    let headers = json!({"host": "localhost", "authorization": format!("Bearer {TOKEN}")});
+    let request = support::request_from_event(&support::http_api_event("GET", "/events", query, headers));
+    support::status_and_json(api.handle(request).await.expect("handlers always answer"))
 }
 
 /// The event's `raw` as `GET /events?include_raw=true` answers it, by message and by recipient

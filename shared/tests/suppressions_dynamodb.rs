@@ -50,24 +50,11 @@ fn api(table: &str) -> SuppressionsApi {
 /// An API Gateway HTTP API (payload 2.0) request, with the `email` path parameter API Gateway
 /// sets for `/suppressions/{email}` routes.
 fn request(method: &str, path: &str, raw_query: &str, headers: Value) -> Request {
-    let mut event = json!({
-        "version": "2.0",
-        "routeKey": format!("{method} /suppressions"),
-        "rawPath": path,
-        "rawQueryString": raw_query,
-        "headers": headers,
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "local", "domainName": "localhost",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9", "userAgent": "tests"},
-            "requestId": "test", "routeKey": format!("{method} /suppressions"), "stage": "$default",
-            "time": "14/Nov/2023:22:13:20 +0000", "timeEpoch": 1_700_000_000_000_i64
-        },
-        "isBase64Encoded": false
-    });
+    let mut event = support::http_api_event(method, path, raw_query, headers);
     if let Some(email) = path.strip_prefix("/suppressions/") {
         event["pathParameters"] = json!({ "email": email });
     }
-    lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event")
+    support::request_from_event(&event)
 }
 
 fn authorized() -> Value {
@@ -76,12 +63,7 @@ fn authorized() -> Value {
 
 async fn call(api: &SuppressionsApi, request: Request) -> (u16, Value) {
     let response = api.handle(request).await.expect("handlers always answer");
-    let status = response.status().as_u16();
-    let body = match response.body() {
-        Body::Text(text) => serde_json::from_str(text).expect("responses are JSON"),
-        other => panic!("unexpected body {other:?}"),
-    };
-    (status, body)
+    support::status_and_json(response)
 }
 
 async fn status_of(api: &SuppressionsApi, email: &str) -> Value {

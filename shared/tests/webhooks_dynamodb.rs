@@ -6,7 +6,7 @@ mod support;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use lambda_http::{Body, Request};
+use lambda_http::Request;
 use mailhooks::http::WebhookReceiver;
 use mailhooks::providers::{self, Provider};
 use mailhooks::store::{DynamoStore, EventStore};
@@ -19,12 +19,7 @@ fn receiver(provider: &'static Provider, store: DynamoStore) -> WebhookReceiver<
 
 async fn call<S: EventStore>(receiver: &WebhookReceiver<S>, request: Request) -> (u16, Value) {
     let response = receiver.handle(request).await.expect("handlers always answer");
-    let status = response.status().as_u16();
-    let body = match response.body() {
-        Body::Text(text) => serde_json::from_str(text).expect("responses are JSON"),
-        other => panic!("unexpected body {other:?}"),
-    };
-    (status, body)
+    support::status_and_json(response)
 }
 
 /// Every event item (`MSG#` keys; suppression items share the table).

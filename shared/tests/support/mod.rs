@@ -394,3 +394,36 @@ impl FaultyProxy {
         self.down.send_replace(down);
     }
 }
+
+/// A handler's answer: its status and JSON body.
+pub fn status_and_json(response: lambda_http::Response<lambda_http::Body>) -> (u16, serde_json::Value) {
+    let status = response.status().as_u16();
+    let body = match response.body() {
+        lambda_http::Body::Text(text) => serde_json::from_str(text).expect("responses are JSON"),
+        other => panic!("unexpected body {other:?}"),
+    };
+    (status, body)
+}
+
+/// An API Gateway HTTP API (payload 2.0) event for `method path?raw_query`, as a function
+/// receives it, from the documentation address 203.0.113.9.
+pub fn http_api_event(method: &str, path: &str, raw_query: &str, headers: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "version": "2.0",
+        "routeKey": format!("{method} {path}"),
+        "rawPath": path,
+        "rawQueryString": raw_query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "local", "domainName": "localhost",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9", "userAgent": "tests"},
+            "requestId": "test", "routeKey": format!("{method} {path}"), "stage": "$default",
+            "time": "14/Nov/2023:22:13:20 +0000", "timeEpoch": 1_700_000_000_000_i64
+        },
+        "isBase64Encoded": false
+    })
+}
+
+pub fn request_from_event(event: &serde_json::Value) -> lambda_http::Request {
+    lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event")
+}
