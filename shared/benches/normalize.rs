@@ -2,7 +2,8 @@
 //!
 //! Each benchmark is one request with one sample body from shared/tests/fixtures, through the
 //! provider's configured authentication and its parser; criterion's throughput line gives the
-//! time per event for bodies that hold several.
+//! time per event for bodies that hold several. The `stages` group times each step of one
+//! request alone, for one sample per provider.
 
 use std::path::Path;
 use std::time::Duration;
@@ -12,6 +13,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use hmac::{KeyInit, Mac};
 use http::{HeaderMap, HeaderValue};
 use mailhooks::auth::{AuthRequest, Authenticator};
+use mailhooks::event::{event_id, EventIdentity};
+use mailhooks::json;
 use mailhooks::providers::{self, Provider};
 
 const ENGAGELAB_KEY: &str = "bench-engagelab-key";
@@ -95,11 +98,47 @@ fn verify_parse_normalize(criterion: &mut Criterion) {
     }
 }
 
+/// Where one request's time goes, for one sample of each provider: each stage on its own.
+/// `verify` is a floor for SendPost, whose signature is an HMAC over the whole body; SendPost
+/// hashes its own `eventID` rather than the canonical form when the event has one.
+fn stages(criterion: &mut Criterion) {
+    let samples = [
+        (&providers::engagelab::PROVIDER, "delivered"),
+        (&providers::sendpost::PROVIDER, "delivered"),
+        (&providers::tencent_ses::PROVIDER, "click"),
+    ];
+    for (provider, sample) in samples {
+        let authenticator: Authenticator = (provider.authenticator)(&env).expect("valid configuration");
+        let (_, body) = fixtures(provider).into_iter().find(|(name, _)| name == sample).expect("the sample exists");
+        let headers = signed_headers(provider, &body);
+        let text = std::str::from_utf8(&body).expect("UTF-8 fixture");
+        let now = Utc::now();
+        let mut group = criterion.benchmark_group(format!("stages/{}/{sample}", provider.name));
+        group.bench_function("verify", |bencher| {
+            bencher.iter(|| {
+                let request = AuthRequest { headers: &headers, query_token: query_token(provider), body: &body, now };
+                authenticator.verify(&request).expect("signed for the benchmark")
+            })
+        });
+        group.bench_function("json", |bencher| {
+            bencher.iter(|| serde_json::from_str::<json::Value>(text).expect("valid JSON"))
+        });
+        let object = json::Object::parse(text).expect("valid JSON").expect("an object");
+        group.bench_function("canonical_event_id", |bencher| {
+            bencher.iter(|| event_id(provider.name, EventIdentity::Payload(&object), None))
+        });
+        group.bench_function("parse_and_normalize", |bencher| {
+            bencher.iter(|| provider.parse(&body, now).expect("fixtures parse"))
+        });
+        group.finish();
+    }
+}
+
 criterion_group! {
     name = benches;
     // Each case takes about a microsecond: short runs give stable medians and keep the
     // whole suite (every sample of every provider) near a minute.
     config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
-    targets = verify_parse_normalize
+    targets = verify_parse_normalize, stages
 }
 criterion_main!(benches);

@@ -91,12 +91,39 @@ fn write_compact<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
 /// A JSON string as serde_json writes it. It escapes only quotes, backslashes and control
 /// characters, so the many strings without any are copied as they are.
 fn write_string(text: &str, out: &mut Vec<u8>) {
-    if text.bytes().any(|byte| byte < 0x20 || byte == b'"' || byte == b'\\') {
+    if first_to_escape(text.as_bytes()).is_some() {
         return write_compact(text, out);
     }
     out.push(b'"');
     out.extend_from_slice(text.as_bytes());
     out.push(b'"');
+}
+
+/// The index of the first quote, backslash or control character: what a JSON string must
+/// escape. Eight bytes at a time, as canonical forms copy several hundred bytes of strings.
+fn first_to_escape(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH_BITS: u64 = ONES << 7;
+    let zero_bytes = |word: u64| word.wrapping_sub(ONES) & !word;
+    let mut chunks = bytes.chunks_exact(8);
+    for (index, chunk) in chunks.by_ref().enumerate() {
+        let word = u64::from_le_bytes(chunk.try_into().expect("chunks of eight"));
+        // High bits mark bytes that are zero after the xor, or below 0x20; the lowest mark is
+        // always exact (only bytes above a true match can be marked falsely).
+        let marked = (zero_bytes(word ^ (ONES * u64::from(b'"')))
+            | zero_bytes(word ^ (ONES * u64::from(b'\\')))
+            | (word.wrapping_sub(ONES * 0x20) & !word))
+            & HIGH_BITS;
+        if marked != 0 {
+            return Some(index * 8 + (marked.trailing_zeros() / 8) as usize);
+        }
+    }
+    let tail = chunks.remainder();
+    tail.iter().position(|&byte| must_escape(byte)).map(|at| bytes.len() - tail.len() + at)
+}
+
+fn must_escape(byte: u8) -> bool {
+    byte == b'"' || byte == b'\\' || byte < 0x20
 }
 
 impl<'a> Object<'a> {
@@ -126,13 +153,27 @@ impl<'a> Object<'a> {
 
     /// See [`Value::write_canonical`].
     pub fn write_canonical(&self, out: &mut Vec<u8>) {
-        let mut sorted: Vec<&(Cow<'a, str>, Value<'a>)> = self.members.iter().collect();
+        // Provider objects have a few dozen members at most: their order is sorted on the stack.
+        const ON_STACK: usize = 48;
+        if self.members.len() > ON_STACK {
+            let mut order: Vec<usize> = (0..self.members.len()).collect();
+            return self.write_members_in(&mut order, out);
+        }
+        let mut order = [0; ON_STACK];
+        let order = &mut order[..self.members.len()];
+        order.iter_mut().enumerate().for_each(|(index, slot)| *slot = index);
+        self.write_members_in(order, out);
+    }
+
+    /// Writes the members sorted by key, `order` holding their indices.
+    fn write_members_in(&self, order: &mut [usize], out: &mut Vec<u8>) {
         // Stable, so that of a key sent twice the last one sent comes last, and is the one kept.
-        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        order.sort_by(|&a, &b| self.members[a].0.cmp(&self.members[b].0));
         out.push(b'{');
         let mut first = true;
-        for (index, (key, item)) in sorted.iter().copied().enumerate() {
-            if sorted.get(index + 1).is_some_and(|next| next.0 == *key) {
+        for (position, &index) in order.iter().enumerate() {
+            let (key, item) = &self.members[index];
+            if order.get(position + 1).is_some_and(|&next| self.members[next].0 == *key) {
                 continue;
             }
             if !first {
@@ -292,5 +333,13 @@ mod tests {
         assert_eq!(object.get("escaped").and_then(Value::as_str), Some("a\tb"));
         assert_eq!(object.get("missing"), None);
         assert_eq!(Object::parse("[1]").unwrap(), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_first_byte_to_escape_is_found_whatever_its_position(text in "[ -~\u{0}-\u{1f}é😀]{0,40}") {
+            let expected = text.bytes().position(must_escape);
+            proptest::prop_assert_eq!(first_to_escape(text.as_bytes()), expected);
+        }
     }
 }

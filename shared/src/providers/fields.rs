@@ -122,7 +122,11 @@ pub fn bare_address(text: &str) -> Option<String> {
         _ => first,
     };
     let address = address.trim().trim_matches('"').trim();
-    (!address.is_empty()).then(|| address.to_lowercase())
+    if address.is_empty() {
+        return None;
+    }
+    // Nearly every address is ASCII, which lowercases byte by byte.
+    Some(if address.is_ascii() { address.to_ascii_lowercase() } else { address.to_lowercase() })
 }
 
 /// The first non-empty entry of a `;` or `,` separated list, ignoring separators inside quoted
@@ -130,10 +134,11 @@ pub fn bare_address(text: &str) -> Option<String> {
 fn first_mailbox(text: &str) -> Option<&str> {
     let mut in_quotes = false;
     let mut start = 0;
-    for (index, character) in text.char_indices() {
-        match character {
-            '"' => in_quotes = !in_quotes,
-            ';' | ',' if !in_quotes => {
+    // The separators and quotes are ASCII, so byte positions are character boundaries.
+    for (index, byte) in text.bytes().enumerate() {
+        match byte {
+            b'"' => in_quotes = !in_quotes,
+            b';' | b',' if !in_quotes => {
                 let part = text[start..index].trim();
                 if !part.is_empty() {
                     return Some(part);
@@ -149,7 +154,10 @@ fn first_mailbox(text: &str) -> Option<&str> {
 
 /// [`bare_address`] of a text field.
 pub fn address(object: &Object<'_>, key: &str) -> Option<String> {
-    bare_address(&text(object, key)?)
+    match object.get(key)? {
+        Value::String(text) => bare_address(text),
+        _ => bare_address(&text(object, key)?),
+    }
 }
 
 #[cfg(test)]
