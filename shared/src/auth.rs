@@ -220,7 +220,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, Aut
 fn with_decoded_hex<T>(text: &str, name: &'static str, use_bytes: impl FnOnce(&[u8]) -> T) -> Result<T, AuthError> {
     let malformed = |_| AuthError::MalformedHeader(name);
     let mut on_stack = [0; 32];
-    if text.len() % 2 == 0 && text.len() <= 2 * on_stack.len() {
+    if text.len().is_multiple_of(2) && text.len() <= 2 * on_stack.len() {
         let bytes = &mut on_stack[..text.len() / 2];
         hex::decode_to_slice(text, bytes).map_err(malformed)?;
         return Ok(use_bytes(bytes));

@@ -329,7 +329,7 @@ impl SuppressionsApi {
         let asked = match (email, request.method() == Method::DELETE) {
             (None, _) => {
                 let parameters = request.query_string_parameters();
-                let pairs = parameters.iter().map(|(name, value)| (name, value));
+                let pairs = parameters.iter();
                 SuppressionRequest::List(ListQuery::from_parameters(pairs, &access.cursor_key)?)
             }
             (Some(email), false) => SuppressionRequest::Status(email),

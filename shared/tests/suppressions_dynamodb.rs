@@ -195,7 +195,7 @@ async fn the_soft_bounce_threshold_counts_distinct_messages_once() {
     assert_eq!((status["suppressed"].clone(), status["soft_bounces"].clone()), (json!(false), json!(2)), "{status}");
 
     let third = soft("e-3", "m-3", 5);
-    put(&store, &[third.clone()]).await;
+    put(&store, std::slice::from_ref(&third)).await;
     let status = status_of(&api, "soft@x.com").await;
     assert_eq!(status["suppressed"], true, "{status}");
     assert_eq!(status["reason"], "soft_bounces");
@@ -255,7 +255,7 @@ async fn a_lift_is_audited_and_only_new_triggers_suppress_again() {
     let store = store(&table);
     let api = api(&table);
     let hard = bounce("e-1", BounceType::Hard, "a@x.com", "m-1", 1);
-    put(&store, &[hard.clone()]).await;
+    put(&store, std::slice::from_ref(&hard)).await;
 
     let mut headers = authorized();
     headers["x-mailhooks-actor"] = "oncall@ops".into();
@@ -275,7 +275,7 @@ async fn a_lift_is_audited_and_only_new_triggers_suppress_again() {
     assert_eq!(status_of(&api, "a@x.com").await["suppressed"], false);
 
     let complaint = event("e-3", EventType::Complained, "a@x.com", "m-3", 30);
-    put(&store, &[complaint.clone()]).await;
+    put(&store, std::slice::from_ref(&complaint)).await;
     let status = status_of(&api, "a@x.com").await;
     assert_eq!(status["suppressed"], true);
     assert_eq!(status["reason"], "complained");

@@ -268,7 +268,7 @@ impl SampleEvent {
     /// The sample as sent now: EngageLab's timestamp signature is renewed, since a fixed
     /// timestamp goes stale.
     pub fn request(&self) -> lambda_http::Request {
-        self.signed_request(&self.body().to_owned())
+        self.signed_request(self.body())
     }
 
     /// The sample with another body, signed for it as the provider would.
@@ -296,7 +296,7 @@ impl SampleEvent {
 
     /// The same signed request as API Gateway's REST API (payload 1.0) delivers it.
     pub fn as_rest_api(&self) -> lambda_http::Request {
-        let v2 = self.signed_event(&self.body().to_owned());
+        let v2 = self.signed_event(self.body());
         let path = v2["rawPath"].clone();
         let event = serde_json::json!({
             "resource": path,
@@ -317,7 +317,7 @@ impl SampleEvent {
 
     /// The same signed request as an Application Load Balancer (Tencent's port 8080) delivers it.
     pub fn as_alb(&self) -> lambda_http::Request {
-        let v2 = self.signed_event(&self.body().to_owned());
+        let v2 = self.signed_event(self.body());
         let event = serde_json::json!({
             "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/mailhooks/0123456789abcdef"}},
             "httpMethod": "POST",
@@ -333,7 +333,7 @@ impl SampleEvent {
     /// The signed request with its body base64-encoded, as API Gateway sends binary media.
     pub fn base64_encoded(&self) -> lambda_http::Request {
         use base64::Engine;
-        let mut event = self.signed_event(&self.body().to_owned());
+        let mut event = self.signed_event(self.body());
         let encoded = base64::engine::general_purpose::STANDARD.encode(self.body());
         event["body"] = encoded.into();
         event["isBase64Encoded"] = true.into();
