@@ -213,7 +213,7 @@ impl<'a> Callback<'a> {
             _ => fields::address(self.object, "to"),
         };
         let message_id = fields::text(self.data, "email_id").or_else(|| fields::text(self.object, "message_id"));
-        vec![Addressee { recipient, message_id, fanned_out: false }]
+        vec![Addressee { recipient, message_id, fan_out_identity: None }]
     }
 
     /// A `target` callback covers a whole send request: one event per entry of `tos`, paired by
@@ -230,15 +230,28 @@ impl<'a> Callback<'a> {
         // different messages' timelines.
         let request_id = fields::text(self.object, "message_id");
         if recipients.is_empty() {
-            return vec![Addressee { recipient: None, message_id: request_id, fanned_out: false }];
+            return vec![Addressee { recipient: None, message_id: request_id, fan_out_identity: None }];
         }
         let request_id = request_id.filter(|_| recipients.len() == 1);
+        let mut earlier: Vec<&str> = Vec::with_capacity(recipients.len());
+        let identities: Vec<String> = recipients
+            .iter()
+            .map(|(_, recipient)| {
+                // An address listed twice was sent two messages (two `email_ids`): the second
+                // event gets its own id. Real addresses hold no NUL, so the suffix makes no other
+                // recipient's identity; a first listing keeps DESIGN.md's plain recipient.
+                let repeats = earlier.iter().filter(|seen| **seen == recipient.as_str()).count();
+                earlier.push(recipient);
+                if repeats == 0 { recipient.clone() } else { format!("{recipient}\0{repeats}") }
+            })
+            .collect();
         recipients
             .into_iter()
-            .map(|(index, recipient)| Addressee {
+            .zip(identities)
+            .map(|((index, recipient), identity)| Addressee {
                 recipient: Some(recipient),
                 message_id: email_ids.get(index).and_then(non_empty_text).or_else(|| request_id.clone()),
-                fanned_out: true,
+                fan_out_identity: Some(identity),
             })
             .collect()
     }
@@ -249,15 +262,15 @@ impl<'a> Callback<'a> {
 struct Addressee {
     recipient: Option<String>,
     message_id: Option<String>,
-    /// Set for the recipients of a `target`, which share one payload and so need the recipient
+    /// For the recipients of a `target`, which share one payload and so need the recipient
     /// in their id to stay apart.
-    fanned_out: bool,
+    fan_out_identity: Option<String>,
 }
 
 impl Addressee {
     fn into_event(self, mut event: Event, payload: &Object<'_>) -> Event {
-        let fan_out_recipient = self.recipient.as_deref().filter(|_| self.fanned_out);
-        event.event_id = event_id(PROVIDER.name, EventIdentity::Payload(payload), fan_out_recipient);
+        event.event_id =
+            event_id(PROVIDER.name, EventIdentity::Payload(payload), self.fan_out_identity.as_deref());
         event.recipient = self.recipient;
         event.message_id = self.message_id;
         event
@@ -306,6 +319,20 @@ mod tests {
         assert!(authenticator(&token_only).unwrap().is_configured());
         let bad_tolerance = env(&[("ENGAGELAB_APP_KEY", "k"), ("ENGAGELAB_TOLERANCE_SECS", "soon")]);
         assert!(authenticator(&bad_tolerance).is_err());
+    }
+
+    #[test]
+    fn an_address_listed_twice_in_a_target_gives_two_events_with_their_own_ids() {
+        let text = r#"{"message_id":"req","itime":1676615711325,"status":{"message_status":"target",
+            "status_data":{"tos":["a@x.com","b@x.com","A@X.com"],"email_ids":["m0","m1","m2"]}}}"#;
+        let object = Object::parse(text).unwrap().unwrap();
+        let events = normalize(&object, text, DateTime::UNIX_EPOCH);
+        let ids: Vec<&str> = events.iter().map(|event| event.event_id.as_str()).collect();
+        assert_eq!(ids.len(), 3);
+        assert!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2], "{ids:?}");
+        assert_eq!(ids[0], event_id(PROVIDER.name, EventIdentity::Payload(&object), Some("a@x.com")));
+        assert_eq!(events[2].recipient.as_deref(), Some("a@x.com"));
+        assert_eq!(events[2].message_id.as_deref(), Some("m2"));
     }
 
     #[test]
