@@ -29,6 +29,10 @@ const EVENT_PK_PREFIX: &str = "MSG#";
 const CONCURRENT_RAW_READS: usize = 16;
 /// Overflow objects (up to about 6 MB each) read at once for one page: bounds memory.
 const CONCURRENT_OBJECT_READS: usize = 4;
+/// Provider payload text one page carries at most with `include_raw`. Lambda answers at most
+/// 6 MB; the JSON escaping of `raw` inside the answer and the other attributes need the rest.
+/// A page stops before the event that would pass it, and `next_cursor` resumes there.
+pub const RAW_BYTES_PER_PAGE: u64 = 4 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -119,6 +123,12 @@ struct Entry {
     item: Item,
 }
 
+/// An event of a page being answered, and the lane it came from.
+struct Taken {
+    lane: usize,
+    entry: Entry,
+}
+
 /// What DynamoDB still holds for a lane beyond the items already buffered.
 enum Unread {
     /// Maybe more: continue from this ExclusiveStartKey (`None`: from the beginning).
@@ -129,6 +139,8 @@ enum Unread {
 /// One partition's progress through a page.
 struct Lane {
     partition: String,
+    /// Where this page started in the lane, for a page cut short.
+    start: LaneCursor,
     buffered: VecDeque<Entry>,
     unread: Unread,
     /// The last item handed out, or where the page started: the next page resumes after it.
@@ -142,7 +154,13 @@ impl Lane {
             LaneCursor::After(key) => (Unread::From(Some(source.start_key(&partition.key, key))), Some(key.clone())),
             LaneCursor::Done => (Unread::Nothing, None),
         };
-        Lane { partition: partition.key.clone(), buffered: VecDeque::new(), unread, resume_after }
+        Lane {
+            partition: partition.key.clone(),
+            start: partition.resume.clone(),
+            buffered: VecDeque::new(),
+            unread,
+            resume_after,
+        }
     }
 
     fn needs_reading(&self) -> bool {
@@ -203,23 +221,32 @@ impl EventReader {
             if taken.len() == query.limit {
                 break;
             }
-            let Some(entry) = take_next(&mut lanes, query.order) else { break };
-            if entry.key.pk.starts_with(EVENT_PK_PREFIX) {
-                taken.push(entry);
+            let Some(next) = take_next(&mut lanes, query.order) else { break };
+            if next.entry.key.pk.starts_with(EVENT_PK_PREFIX) {
+                taken.push(next);
             }
         }
-        let next = lanes
-            .iter()
-            .any(|lane| lane.cursor() != LaneCursor::Done)
-            .then(|| lanes.iter().map(Lane::cursor).collect());
-        if query.include_raw && source != Source::Table {
-            self.add_raw_from_table(&mut taken).await?;
-        }
-        if query.include_raw {
-            self.add_raw_from_objects(&mut taken).await?;
-        }
-        let events =
-            taken.into_iter().map(|entry| event_json(entry.item, query.include_raw)).collect::<Result<_, _>>()?;
+        let mut cursors: Vec<LaneCursor> = lanes.iter().map(Lane::cursor).collect();
+        let entries: Vec<Entry> = if query.include_raw {
+            if source != Source::Table {
+                self.add_raw_from_table(&mut taken).await?;
+            }
+            let kept = raw_page_length(&mut taken)?;
+            if kept < taken.len() {
+                cut_cursors(&mut cursors, &lanes, &taken[..kept], &taken[kept..]);
+                taken.truncate(kept);
+            }
+            let mut entries: Vec<Entry> = taken.into_iter().map(|taken| taken.entry).collect();
+            self.add_raw_from_objects(&mut entries).await?;
+            entries
+        } else {
+            taken.into_iter().map(|taken| taken.entry).collect()
+        };
+        let next = cursors.iter().any(|cursor| *cursor != LaneCursor::Done).then_some(cursors);
+        let events = entries
+            .into_iter()
+            .map(|entry| event_json(entry.item, query.include_raw))
+            .collect::<Result<_, _>>()?;
         Ok(EventPage { events, next })
     }
 
@@ -281,24 +308,26 @@ impl EventReader {
 
     /// The indexes leave `raw` out, so it comes from the table. One Query per item on its
     /// full key keeps the function's permissions to Query alone.
-    async fn add_raw_from_table(&self, entries: &mut [Entry]) -> Result<(), ReadError> {
+    async fn add_raw_from_table(&self, taken: &mut [Taken]) -> Result<(), ReadError> {
         // Collected first: a lazy stream of these futures trips the compiler's Send check.
-        let reads: Vec<_> = entries.iter().map(|entry| self.stored_raw(&entry.key)).collect();
+        let reads: Vec<_> = taken.iter().map(|taken| self.stored_raw(&taken.entry.key)).collect();
         let raws: Vec<Item> = stream::iter(reads).buffered(CONCURRENT_RAW_READS).try_collect().await?;
         // Empty when the item expired in between; the event is still answered without it.
-        for (entry, raw) in entries.iter_mut().zip(raws) {
-            entry.item.extend(raw);
+        for (taken, raw) in taken.iter_mut().zip(raws) {
+            taken.entry.item.extend(raw);
         }
         Ok(())
     }
 
     /// `raw` of the items that keep it in an overflow object, read and checked against the
-    /// SHA-256 the item records: a mismatch is an error, never wrong data.
+    /// SHA-256 the item records: a mismatch is an error, never wrong data. An object too large
+    /// for any page is not read: its event is answered with `raw_object`, its key.
     async fn add_raw_from_objects(&self, entries: &mut [Entry]) -> Result<(), ReadError> {
         let references = entries
             .iter()
             .enumerate()
             .filter_map(|(index, entry)| entry.item.get(RAW_OBJECT_ATTRIBUTE).map(|value| (index, value)))
+            .filter(|(_, value)| RawObjectRef::from_attribute(value).is_none_or(|reference| !too_large(&reference)))
             .map(|(index, value)| RawObjectRef::from_attribute(value).map(|reference| (index, reference)))
             .collect::<Option<Vec<_>>>()
             .ok_or(ReadError::MalformedRawObject)?;
@@ -399,7 +428,7 @@ fn entry(source: Source, item: Item) -> Result<Entry, ReadError> {
 
 /// Takes the buffered item that comes next in `order` across all lanes. Sort keys are the
 /// same `{occurred_at}#{event_id}` on the table and both indexes, and unique.
-fn take_next(lanes: &mut [Lane], order: Order) -> Option<Entry> {
+fn take_next(lanes: &mut [Lane], order: Order) -> Option<Taken> {
     let comes_first = |candidate: &str, best: &str| match order {
         Order::NewestFirst => candidate > best,
         Order::OldestFirst => candidate < best,
@@ -412,10 +441,58 @@ fn take_next(lanes: &mut [Lane], order: Order) -> Option<Entry> {
             }
         }
     }
-    let lane = &mut lanes[next?.0];
+    let index = next?.0;
+    let lane = &mut lanes[index];
     let entry = lane.buffered.pop_front()?;
     lane.resume_after = Some(entry.key.clone());
-    Some(entry)
+    Some(Taken { lane: index, entry })
+}
+
+/// How many of the page's first events fit in [`RAW_BYTES_PER_PAGE`] of `raw`; at least one,
+/// so every page moves on. Compressed `raw` is decoded here, once, to learn its size.
+fn raw_page_length(taken: &mut [Taken]) -> Result<usize, ReadError> {
+    let mut total = 0;
+    for (index, taken) in taken.iter_mut().enumerate() {
+        let size = raw_size(&mut taken.entry.item)?;
+        total += size;
+        if total > RAW_BYTES_PER_PAGE && index > 0 {
+            return Ok(index);
+        }
+    }
+    Ok(taken.len())
+}
+
+/// The bytes of the event's `raw` as the answer would carry it; 0 for an object answered by
+/// its key instead.
+fn raw_size(item: &mut Item) -> Result<u64, ReadError> {
+    if let Some(value) = item.get(RAW_OBJECT_ATTRIBUTE) {
+        let reference = RawObjectRef::from_attribute(value).ok_or(ReadError::MalformedRawObject)?;
+        return Ok(if too_large(&reference) { 0 } else { reference.bytes });
+    }
+    let Some(stored) = item.get_mut("raw") else { return Ok(0) };
+    if !matches!(stored, AttributeValue::S(_)) {
+        *stored = AttributeValue::S(crate::store::decode_raw(stored).map_err(|_| ReadError::UnreadableRaw)?);
+    }
+    Ok(stored.as_s().map_or(0, |text| text.len() as u64))
+}
+
+/// An object no page could carry: its event is answered with the object's key.
+fn too_large(reference: &RawObjectRef) -> bool {
+    reference.bytes > RAW_BYTES_PER_PAGE
+}
+
+/// The cursors of a page cut short before `dropped`: a lane that lost events resumes after the
+/// last event it kept, or where the page started in it.
+fn cut_cursors(cursors: &mut [LaneCursor], lanes: &[Lane], kept: &[Taken], dropped: &[Taken]) {
+    for (index, cursor) in cursors.iter_mut().enumerate() {
+        if dropped.iter().all(|taken| taken.lane != index) {
+            continue;
+        }
+        *cursor = match kept.iter().rev().find(|taken| taken.lane == index) {
+            Some(last) => LaneCursor::After(last.entry.key.clone()),
+            None => lanes[index].start.clone(),
+        };
+    }
 }
 
 /// The event's attributes as JSON, without the table's keys, with `raw` only when asked for.
@@ -424,10 +501,18 @@ fn event_json(mut item: Item, include_raw: bool) -> Result<Value, ReadError> {
         item.remove(attribute);
     }
     let raw = item.remove("raw");
-    item.remove(RAW_OBJECT_ATTRIBUTE);
+    let raw_object = item.remove(RAW_OBJECT_ATTRIBUTE).and_then(|value| RawObjectRef::from_attribute(&value));
     let mut event: Map<String, Value> = serde_dynamo::from_item(item).map_err(ReadError::Decode)?;
-    if let Some(raw) = raw.filter(|_| include_raw) {
-        event.insert("raw".to_owned(), raw_json(raw)?);
+    match (raw, raw_object) {
+        (Some(raw), _) if include_raw => {
+            event.insert("raw".to_owned(), raw_json(raw)?);
+        }
+        // An object no answer can carry: its key instead, to read from the bucket.
+        (None, Some(reference)) if include_raw && too_large(&reference) => {
+            let RawObjectRef { key, sha256, bytes } = reference;
+            event.insert(RAW_OBJECT_ATTRIBUTE.to_owned(), serde_json::json!({"key": key, "sha256": sha256, "bytes": bytes}));
+        }
+        _ => {}
     }
     Ok(Value::Object(event))
 }

@@ -1,7 +1,8 @@
 //! Large inbound mail without loss (issue 7, item 5), against the local emulator's S3 and
 //! DynamoDB: an EngageLab `route` event of 5 MB, signed as EngageLab signs it, goes through the
 //! real `WebhookReceiver`; its `raw` lands in the overflow bucket and the item points at it; a
-//! 300 KB one stays in its item, compressed; `GET /events?include_raw=true` returns both whole.
+//! 300 KB one stays in its item, compressed; `GET /events?include_raw=true` returns `raw` whole,
+//! within 4 MiB of `raw` per page, and an object larger than that by its key.
 
 mod support;
 
@@ -10,7 +11,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use mailhooks::http::{EventsApi, WebhookReceiver, EVENTS_API_TOKEN, MAX_BODY_BYTES};
 use mailhooks::raw_object::{RawObjectRef, RawObjects};
-use mailhooks::reader::EventReader;
+use mailhooks::reader::{EventReader, RAW_BYTES_PER_PAGE};
 use mailhooks::store::{item_size, DynamoStore, EventStore, MAX_ITEM_BYTES};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -68,10 +69,23 @@ fn route_body(raw_message: String, html: String, text: String) -> String {
     body.to_string()
 }
 
-/// A 5 MB route event (`seed` makes each test's event distinct).
+/// A route event with an attachment of `attachment_bytes`, too large for its item however
+/// it compresses (`seed` makes each test's event distinct).
+fn overflowing_route(attachment_bytes: usize, seed: u64) -> String {
+    route_body(base64_lines(attachment_bytes, seed), prose(200_000), prose(100_000))
+}
+
+/// A 5 MB route event: more `raw` than one page of `GET /events` may carry.
 fn five_megabyte_route(seed: u64) -> String {
-    let body = route_body(base64_lines(4_700_000, seed), prose(200_000), prose(100_000));
+    let body = overflowing_route(4_700_000, seed);
     assert!((5_000_000..=MAX_BODY_BYTES).contains(&body.len()), "{} bytes", body.len());
+    body
+}
+
+/// A 2 MB route event: two fit in one page's `raw`, three do not.
+fn two_megabyte_route(seed: u64) -> String {
+    let body = overflowing_route(1_700_000, seed);
+    assert!((2_000_000..2_100_000).contains(&body.len()), "{} bytes", body.len());
     body
 }
 
@@ -112,28 +126,33 @@ async fn get(api: &EventsApi, query: &str) -> (u16, Value) {
     support::status_and_json(api.handle(request).await.expect("handlers always answer"))
 }
 
-/// The event's `raw` as `GET /events?include_raw=true` answers it, by message and by recipient
-/// (the table, and an index whose entries leave `raw` and `raw_object` out).
-async fn raw_read_back(api: &EventsApi, event: &mailhooks::event::Event) -> Vec<Value> {
+/// The event as `GET /events?include_raw=true` answers it, by message and by recipient (the
+/// table, and an index whose entries leave `raw` and `raw_object` out).
+async fn read_back_with_raw(api: &EventsApi, event: &mailhooks::event::Event) -> Vec<Value> {
     let message = format!("message_id={}&provider=engagelab", event.message_id.as_deref().unwrap());
     let recipient = format!("recipient={}", event.recipient.as_deref().unwrap().replace('@', "%40"));
-    let mut raws = Vec::new();
+    let mut answered = Vec::new();
     for selector in [message, recipient] {
         let (status, body) = get(api, &format!("{selector}&include_raw=true")).await;
         assert_eq!(status, 200, "{selector}: {body}");
         let events = body["events"].as_array().unwrap();
         assert_eq!(events.len(), 1, "{selector}");
         assert_eq!(events[0]["event_id"], event.event_id.as_str());
-        assert!(events[0].get("raw_object").is_none(), "{selector}: raw_object is the store's, not the event's");
-        raws.push(events[0]["raw"].clone());
+        answered.push(events[0].clone());
         let (_, without) = get(api, &selector).await;
         assert!(without["events"][0].get("raw").is_none() && without["events"][0].get("raw_object").is_none());
     }
-    raws
+    answered
+}
+
+/// `raw` as answered, checked to come without the store's `raw_object`.
+fn answered_raw(event: &Value) -> &Value {
+    assert!(event.get("raw_object").is_none(), "raw_object is the store's, not the event's: {}", event["event_id"]);
+    &event["raw"]
 }
 
 #[tokio::test]
-async fn a_5_mb_route_event_is_stored_once_with_its_raw_in_s3_and_read_back_whole() {
+async fn a_5_mb_route_event_is_stored_once_with_its_raw_in_s3_and_answered_by_its_key() {
     let local = LocalDynamo::shared();
     let (table, bucket) = (local.new_table(), local.new_bucket());
     let receiver = receiver(local.store(&table, 30).with_raw_objects(local.raw_objects(&bucket)));
@@ -164,9 +183,63 @@ async fn a_5_mb_route_event_is_stored_once_with_its_raw_in_s3_and_read_back_whol
     assert_eq!(object_keys(local, &bucket).await, vec![reference.key.clone()]);
     assert_eq!(hex::encode(Sha256::digest(object(local, &bucket, &reference.key).await)), reference.sha256);
 
-    let expected: Value = serde_json::from_str(&event.raw).unwrap();
-    for raw in raw_read_back(&events_api(local, &table, &bucket), &event).await {
-        assert!(raw == expected, "include_raw returns the 5 MB event whole");
+    // More than a page's raw: answered by its key (which reads it back exactly), not inline.
+    assert!(reference.bytes > RAW_BYTES_PER_PAGE);
+    let expected = json!({"key": reference.key, "sha256": reference.sha256, "bytes": reference.bytes});
+    for answered in read_back_with_raw(&events_api(local, &table, &bucket), &event).await {
+        assert!(answered.get("raw").is_none(), "a 5 MB raw is not answered inline");
+        assert_eq!(answered["raw_object"], expected);
+    }
+}
+
+#[tokio::test]
+async fn pages_with_raw_stop_before_4_mib_of_it_and_the_next_page_resumes_there() {
+    let local = LocalDynamo::shared();
+    let (table, bucket) = (local.new_table(), local.new_bucket());
+    let receiver = receiver(local.store(&table, 30).with_raw_objects(local.raw_objects(&bucket)));
+    let mut expected = HashMap::new();
+    for seed in 10..13 {
+        let body = two_megabyte_route(seed);
+        let event = parsed(&body);
+        assert_eq!(post(&receiver, &body).await.0, 200);
+        expected.insert(event.event_id.clone(), serde_json::from_str::<Value>(&event.raw).unwrap());
+    }
+    let small = SampleEvent::named("engagelab/route");
+    assert_eq!(post(&receiver, small.body()).await.0, 200);
+    let small_event = parsed(small.body());
+    expected.insert(small_event.event_id.clone(), serde_json::from_str(&small_event.raw).unwrap());
+    assert_eq!(object_keys(local, &bucket).await.len(), 3, "the three 2 MB events overflow");
+
+    let api = events_api(local, &table, &bucket);
+    let message = format!("message_id={}&provider=engagelab", small_event.message_id.as_deref().unwrap());
+    let recipient = format!("recipient={}", small_event.recipient.as_deref().unwrap().replace('@', "%40"));
+    // Eight shards, so a page cut short must say where each lane resumes.
+    let day = format!("event_type=inbound&date={}", small_event.occurred_at.format("%Y-%m-%d"));
+    for selector in [message, recipient, day] {
+        let (_, without_raw) = get(&api, &selector).await;
+        assert_eq!(without_raw["events"].as_array().unwrap().len(), 4, "{selector}: one page without raw");
+
+        let mut seen = HashMap::new();
+        let mut pages = Vec::new();
+        let mut query = format!("{selector}&include_raw=true&order=asc");
+        loop {
+            let (status, page) = get(&api, &query).await;
+            assert_eq!(status, 200, "{selector}: {page}");
+            let events = page["events"].as_array().unwrap();
+            let raw_bytes: usize = events.iter().map(|event| answered_raw(event).to_string().len()).sum();
+            assert!(raw_bytes as u64 <= RAW_BYTES_PER_PAGE + 1024 * 1024, "{selector}: {raw_bytes} bytes of raw");
+            pages.push(events.len());
+            for event in events {
+                let id = event["event_id"].as_str().unwrap().to_owned();
+                assert!(seen.insert(id.clone(), answered_raw(event).clone()).is_none(), "{selector}: {id} twice");
+            }
+            match page["next_cursor"].as_str() {
+                Some(cursor) => query = format!("{selector}&include_raw=true&order=asc&cursor={cursor}"),
+                None => break,
+            }
+        }
+        assert!(pages.len() >= 2 && pages.iter().all(|&events| (1..=3).contains(&events)), "{selector}: {pages:?}");
+        assert!(seen == expected, "{selector}: every event once, each with its whole raw");
     }
 }
 
@@ -190,8 +263,8 @@ async fn a_300_kb_route_event_stays_in_its_item_compressed() {
     assert!(object_keys(local, &bucket).await.is_empty(), "nothing overflows");
 
     let expected: Value = serde_json::from_str(&event.raw).unwrap();
-    for raw in raw_read_back(&events_api(local, &table, &bucket), &event).await {
-        assert!(raw == expected, "include_raw returns the 300 KB event whole");
+    for answered in read_back_with_raw(&events_api(local, &table, &bucket), &event).await {
+        assert!(*answered_raw(&answered) == expected, "include_raw returns the 300 KB event whole");
     }
 }
 
@@ -238,7 +311,7 @@ async fn a_damaged_object_is_an_error_not_wrong_data() {
     let local = LocalDynamo::shared();
     let (table, bucket) = (local.new_table(), local.new_bucket());
     let receiver = receiver(local.store(&table, 0).with_raw_objects(local.raw_objects(&bucket)));
-    let body = five_megabyte_route(4);
+    let body = two_megabyte_route(4);
     let event = parsed(&body);
     assert_eq!(post(&receiver, &body).await.0, 200);
     let key = format!("raw/engagelab/{}", event.event_id);
