@@ -29,6 +29,11 @@ pub const RAW_BUCKET: &str = "RAW_BUCKET";
 pub const RAW_OBJECT_ATTRIBUTE: &str = "raw_object";
 /// Every overflow object's key starts with this; the webhooks may write only under it.
 pub const KEY_PREFIX: &str = "raw/";
+/// Provider payload text one answer of `GET /events?include_raw=true` carries at most. Lambda
+/// answers at most 6 MB; the JSON escaping of `raw` inside the answer and the other attributes
+/// need the rest. A longer `raw` is always kept in an object, however well it compresses, so
+/// that its event can be answered with the object's key.
+pub const RAW_BYTES_PER_PAGE: u64 = 4 * 1024 * 1024;
 
 /// Where an event's `raw` is kept when it is not in the item.
 #[derive(Debug, Clone, PartialEq, Eq)]

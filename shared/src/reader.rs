@@ -18,7 +18,9 @@ use crate::auth::ConfigError;
 use crate::cursor::{ItemKey, LaneCursor};
 use crate::providers::Env;
 use crate::query::{EventQuery, Order, Partition, Selector, SortKeyRange};
-use crate::raw_object::{RawObjectError, RawObjectRef, RawObjects, RAW_BUCKET, RAW_OBJECT_ATTRIBUTE};
+use crate::raw_object::{
+    RawObjectError, RawObjectRef, RawObjects, RAW_BUCKET, RAW_BYTES_PER_PAGE, RAW_OBJECT_ATTRIBUTE,
+};
 use crate::store::{events_table_from_env, sdk_config, Item};
 
 /// Key attributes are how the table is organized, not part of an event.
@@ -29,10 +31,6 @@ const EVENT_PK_PREFIX: &str = "MSG#";
 const CONCURRENT_RAW_READS: usize = 16;
 /// Overflow objects (up to about 6 MB each) read at once for one page: bounds memory.
 const CONCURRENT_OBJECT_READS: usize = 4;
-/// Provider payload text one page carries at most with `include_raw`. Lambda answers at most
-/// 6 MB; the JSON escaping of `raw` inside the answer and the other attributes need the rest.
-/// A page stops before the event that would pass it, and `next_cursor` resumes there.
-pub const RAW_BYTES_PER_PAGE: u64 = 4 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -449,7 +447,7 @@ fn take_next(lanes: &mut [Lane], order: Order) -> Option<Taken> {
 }
 
 /// How many of the page's first events fit in [`RAW_BYTES_PER_PAGE`] of `raw`; at least one,
-/// so every page moves on. Compressed `raw` is decoded here, once, to learn its size.
+/// so every page moves on, and `next_cursor` resumes after the last one. Compressed `raw` is decoded here, once, to learn its size.
 fn raw_page_length(taken: &mut [Taken]) -> Result<usize, ReadError> {
     let mut total = 0;
     for (index, taken) in taken.iter_mut().enumerate() {

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use mailhooks::http::{EventsApi, WebhookReceiver, EVENTS_API_TOKEN, MAX_BODY_BYTES};
-use mailhooks::raw_object::{RawObjectRef, RawObjects};
-use mailhooks::reader::{EventReader, RAW_BYTES_PER_PAGE};
+use mailhooks::raw_object::{RawObjectRef, RawObjects, RAW_BYTES_PER_PAGE};
+use mailhooks::reader::EventReader;
 use mailhooks::store::{item_size, DynamoStore, EventStore, MAX_ITEM_BYTES};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -189,6 +189,29 @@ async fn a_5_mb_route_event_is_stored_once_with_its_raw_in_s3_and_answered_by_it
     for answered in read_back_with_raw(&events_api(local, &table, &bucket), &event).await {
         assert!(answered.get("raw").is_none(), "a 5 MB raw is not answered inline");
         assert_eq!(answered["raw_object"], expected);
+    }
+}
+
+#[tokio::test]
+async fn a_mail_over_4_mib_that_compresses_small_still_goes_to_s3_so_it_can_be_answered_by_key() {
+    let local = LocalDynamo::shared();
+    let (table, bucket) = (local.new_table(), local.new_bucket());
+    let receiver = receiver(local.store(&table, 30).with_raw_objects(local.raw_objects(&bucket)));
+    // A newsletter that repeats itself (html and text): 4.5 MB that zlib turns into kilobytes.
+    let repeated = "<p>The same paragraph of the newsletter, once more.</p>\n".repeat(40_000);
+    let body = route_body(repeated.clone(), repeated, prose(1_000));
+    let event = parsed(&body);
+    assert!(event.raw.len() as u64 > RAW_BYTES_PER_PAGE, "{} bytes", event.raw.len());
+    let compressed = mailhooks::store::encode_raw(&event.provider, &event.raw);
+    assert!(matches!(&compressed, AttributeValue::B(blob) if blob.as_ref().len() < MAX_ITEM_BYTES / 2), "it would fit");
+
+    assert_eq!(post(&receiver, &body).await, (200, json!({"stored": 1, "duplicates": 0})));
+    let items = event_items(local, &table).await;
+    assert!(!items[0].contains_key("raw"));
+    let reference = RawObjectRef::from_attribute(&items[0]["raw_object"]).expect("kept in an object");
+    assert_eq!(object(local, &bucket, &reference.key).await, event.raw.as_bytes());
+    for answered in read_back_with_raw(&events_api(local, &table, &bucket), &event).await {
+        assert_eq!(answered["raw_object"]["key"], reference.key.as_str());
     }
 }
 
