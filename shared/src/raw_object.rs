@@ -29,11 +29,20 @@ pub const RAW_BUCKET: &str = "RAW_BUCKET";
 pub const RAW_OBJECT_ATTRIBUTE: &str = "raw_object";
 /// Every overflow object's key starts with this; the webhooks may write only under it.
 pub const KEY_PREFIX: &str = "raw/";
-/// Provider payload text one answer of `GET /events?include_raw=true` carries at most. Lambda
-/// answers at most 6 MB; the JSON escaping of `raw` inside the answer and the other attributes
-/// need the rest. A longer `raw` is always kept in an object, however well it compresses, so
-/// that its event can be answered with the object's key.
-pub const RAW_BYTES_PER_PAGE: u64 = 4 * 1024 * 1024;
+/// What the `raw` of one page of `GET /events?include_raw=true` may take in Lambda's answer,
+/// as measured by [`answer_bytes`]: Lambda answers at most 6 MB (6,291,456 bytes); 256 KiB are
+/// left for the other attributes, the cursor and the answer's headers. A `raw` that would not fit
+/// even alone is always kept in an object, however well it compresses, so that its event can be
+/// answered with the object's key.
+pub const RAW_ANSWER_BYTES: u64 = 6 * 1024 * 1024 - 256 * 1024;
+
+/// The bytes a provider event's JSON text takes in a Lambda answer, at most: the answer's body
+/// is itself a JSON string in Lambda's answer, so each quote and backslash is escaped once more.
+/// (`raw` is answered re-serialized, which never makes it longer.)
+pub fn answer_bytes(json_text: &str) -> u64 {
+    let escaped = json_text.bytes().filter(|&byte| byte == b'"' || byte == b'\\').count();
+    (json_text.len() + escaped) as u64
+}
 
 /// Where an event's `raw` is kept when it is not in the item.
 #[derive(Debug, Clone, PartialEq, Eq)]

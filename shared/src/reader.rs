@@ -19,7 +19,7 @@ use crate::cursor::{ItemKey, LaneCursor};
 use crate::providers::Env;
 use crate::query::{EventQuery, Order, Partition, Selector, SortKeyRange};
 use crate::raw_object::{
-    RawObjectError, RawObjectRef, RawObjects, RAW_BUCKET, RAW_BYTES_PER_PAGE, RAW_OBJECT_ATTRIBUTE,
+    answer_bytes, RawObjectError, RawObjectRef, RawObjects, RAW_ANSWER_BYTES, RAW_BUCKET, RAW_OBJECT_ATTRIBUTE,
 };
 use crate::store::{events_table_from_env, sdk_config, Item};
 
@@ -125,6 +125,8 @@ struct Entry {
 struct Taken {
     lane: usize,
     entry: Entry,
+    /// Its `raw` is too large for any answer: answered with the object's key instead.
+    raw_by_key: bool,
 }
 
 /// What DynamoDB still holds for a lane beyond the items already buffered.
@@ -225,25 +227,28 @@ impl EventReader {
             }
         }
         let mut cursors: Vec<LaneCursor> = lanes.iter().map(Lane::cursor).collect();
-        let entries: Vec<Entry> = if query.include_raw {
+        if query.include_raw {
             if source != Source::Table {
                 self.add_raw_from_table(&mut taken).await?;
             }
-            let kept = raw_page_length(&mut taken)?;
-            if kept < taken.len() {
-                cut_cursors(&mut cursors, &lanes, &taken[..kept], &taken[kept..]);
-                taken.truncate(kept);
+            // A page's `raw` must fit in one Lambda answer. Objects are measured by their size
+            // before they are read (never less than they take), then exactly once they are.
+            for taken in &mut taken {
+                prepare_raw(taken)?;
             }
-            let mut entries: Vec<Entry> = taken.into_iter().map(|taken| taken.entry).collect();
-            self.add_raw_from_objects(&mut entries).await?;
-            entries
-        } else {
-            taken.into_iter().map(|taken| taken.entry).collect()
-        };
+            cut_page(&mut taken, &mut cursors, &lanes, |taken| raw_answer_bytes(taken, true))?;
+            self.add_raw_from_objects(&mut taken).await?;
+            cut_page(&mut taken, &mut cursors, &lanes, |taken| raw_answer_bytes(taken, false))?;
+            if let [only] = taken.as_mut_slice() {
+                if raw_answer_bytes(only, false)? > RAW_ANSWER_BYTES && only.entry.item.contains_key(RAW_OBJECT_ATTRIBUTE) {
+                    only.raw_by_key = true;
+                }
+            }
+        }
         let next = cursors.iter().any(|cursor| *cursor != LaneCursor::Done).then_some(cursors);
-        let events = entries
+        let events = taken
             .into_iter()
-            .map(|entry| event_json(entry.item, query.include_raw))
+            .map(|taken| event_json(taken.entry.item, query.include_raw, taken.raw_by_key))
             .collect::<Result<_, _>>()?;
         Ok(EventPage { events, next })
     }
@@ -318,14 +323,14 @@ impl EventReader {
     }
 
     /// `raw` of the items that keep it in an overflow object, read and checked against the
-    /// SHA-256 the item records: a mismatch is an error, never wrong data. An object too large
-    /// for any page is not read: its event is answered with `raw_object`, its key.
-    async fn add_raw_from_objects(&self, entries: &mut [Entry]) -> Result<(), ReadError> {
-        let references = entries
+    /// SHA-256 the item records: a mismatch is an error, never wrong data. Objects answered by
+    /// their key are not read.
+    async fn add_raw_from_objects(&self, taken: &mut [Taken]) -> Result<(), ReadError> {
+        let references = taken
             .iter()
             .enumerate()
-            .filter_map(|(index, entry)| entry.item.get(RAW_OBJECT_ATTRIBUTE).map(|value| (index, value)))
-            .filter(|(_, value)| RawObjectRef::from_attribute(value).is_none_or(|reference| !too_large(&reference)))
+            .filter(|(_, taken)| !taken.raw_by_key)
+            .filter_map(|(index, taken)| taken.entry.item.get(RAW_OBJECT_ATTRIBUTE).map(|value| (index, value)))
             .map(|(index, value)| RawObjectRef::from_attribute(value).map(|reference| (index, reference)))
             .collect::<Option<Vec<_>>>()
             .ok_or(ReadError::MalformedRawObject)?;
@@ -337,7 +342,7 @@ impl EventReader {
         let reads: Vec<_> = references
             .into_iter()
             .map(|(index, reference)| {
-                let expired = expires_at(&entries[index].item).is_some_and(|expires_at| expires_at <= now);
+                let expired = expires_at(&taken[index].entry.item).is_some_and(|expires_at| expires_at <= now);
                 async move {
                     match raw_objects.get(&reference).await {
                         Ok(bytes) => Ok((index, Some(bytes))),
@@ -358,7 +363,7 @@ impl EventReader {
         for (index, bytes) in raws {
             if let Some(bytes) = bytes {
                 let text = String::from_utf8(bytes).map_err(|_| ReadError::UnreadableRaw)?;
-                entries[index].item.insert("raw".to_owned(), AttributeValue::S(text));
+                taken[index].entry.item.insert("raw".to_owned(), AttributeValue::S(text));
             }
         }
         Ok(())
@@ -443,58 +448,73 @@ fn take_next(lanes: &mut [Lane], order: Order) -> Option<Taken> {
     let lane = &mut lanes[index];
     let entry = lane.buffered.pop_front()?;
     lane.resume_after = Some(entry.key.clone());
-    Some(Taken { lane: index, entry })
+    Some(Taken { lane: index, entry, raw_by_key: false })
 }
 
-/// How many of the page's first events fit in [`RAW_BYTES_PER_PAGE`] of `raw`; at least one,
-/// so every page moves on, and `next_cursor` resumes after the last one. Compressed `raw` is decoded here, once, to learn its size.
-fn raw_page_length(taken: &mut [Taken]) -> Result<usize, ReadError> {
-    let mut total = 0;
-    for (index, taken) in taken.iter_mut().enumerate() {
-        let size = raw_size(&mut taken.entry.item)?;
-        total += size;
-        if total > RAW_BYTES_PER_PAGE && index > 0 {
-            return Ok(index);
-        }
-    }
-    Ok(taken.len())
-}
-
-/// The bytes of the event's `raw` as the answer would carry it; 0 for an object answered by
-/// its key instead.
-fn raw_size(item: &mut Item) -> Result<u64, ReadError> {
+/// Decodes a compressed `raw` once, so it can be measured; marks an object larger than any
+/// answer to be answered by its key.
+fn prepare_raw(taken: &mut Taken) -> Result<(), ReadError> {
+    let item = &mut taken.entry.item;
     if let Some(value) = item.get(RAW_OBJECT_ATTRIBUTE) {
         let reference = RawObjectRef::from_attribute(value).ok_or(ReadError::MalformedRawObject)?;
-        return Ok(if too_large(&reference) { 0 } else { reference.bytes });
-    }
-    let Some(stored) = item.get_mut("raw") else { return Ok(0) };
-    if !matches!(stored, AttributeValue::S(_)) {
+        taken.raw_by_key = reference.bytes > RAW_ANSWER_BYTES;
+    } else if let Some(stored @ AttributeValue::B(_)) = item.get_mut("raw") {
         *stored = AttributeValue::S(crate::store::decode_raw(stored).map_err(|_| ReadError::UnreadableRaw)?);
     }
-    Ok(stored.as_s().map_or(0, |text| text.len() as u64))
+    Ok(())
 }
 
-/// An object no page could carry: its event is answered with the object's key.
-fn too_large(reference: &RawObjectRef) -> bool {
-    reference.bytes > RAW_BYTES_PER_PAGE
-}
-
-/// The cursors of a page cut short before `dropped`: a lane that lost events resumes after the
-/// last event it kept, or where the page started in it.
-fn cut_cursors(cursors: &mut [LaneCursor], lanes: &[Lane], kept: &[Taken], dropped: &[Taken]) {
-    for (index, cursor) in cursors.iter_mut().enumerate() {
-        if dropped.iter().all(|taken| taken.lane != index) {
-            continue;
+/// What the event's `raw` takes in the answer ([`answer_bytes`]); for an object not read yet,
+/// its size when `unread_objects_by_size`, which is never more than that.
+fn raw_answer_bytes(taken: &Taken, unread_objects_by_size: bool) -> Result<u64, ReadError> {
+    if taken.raw_by_key {
+        return Ok(0);
+    }
+    if let Some(text) = taken.entry.item.get("raw").and_then(|raw| raw.as_s().ok()) {
+        return Ok(answer_bytes(text));
+    }
+    match taken.entry.item.get(RAW_OBJECT_ATTRIBUTE) {
+        Some(value) if unread_objects_by_size => {
+            Ok(RawObjectRef::from_attribute(value).ok_or(ReadError::MalformedRawObject)?.bytes)
         }
-        *cursor = match kept.iter().rev().find(|taken| taken.lane == index) {
-            Some(last) => LaneCursor::After(last.entry.key.clone()),
-            None => lanes[index].start.clone(),
-        };
+        _ => Ok(0),
     }
 }
 
-/// The event's attributes as JSON, without the table's keys, with `raw` only when asked for.
-fn event_json(mut item: Item, include_raw: bool) -> Result<Value, ReadError> {
+/// Ends the page before the event whose `raw` would take its answer past [`RAW_ANSWER_BYTES`]
+/// (after one event at least, so every page moves on). A lane that loses events resumes after
+/// the last one it kept, or where the page started in it, so nothing is skipped or repeated.
+fn cut_page(
+    taken: &mut Vec<Taken>,
+    cursors: &mut [LaneCursor],
+    lanes: &[Lane],
+    raw_bytes: impl Fn(&Taken) -> Result<u64, ReadError>,
+) -> Result<(), ReadError> {
+    let mut total = 0;
+    let mut fits = taken.len();
+    for (index, event) in taken.iter().enumerate() {
+        total += raw_bytes(event)?;
+        if total > RAW_ANSWER_BYTES && index > 0 {
+            fits = index;
+            break;
+        }
+    }
+    let (kept, dropped) = taken.split_at(fits);
+    for (lane, cursor) in cursors.iter_mut().enumerate() {
+        if dropped.iter().any(|event| event.lane == lane) {
+            *cursor = match kept.iter().rev().find(|event| event.lane == lane) {
+                Some(last) => LaneCursor::After(last.entry.key.clone()),
+                None => lanes[lane].start.clone(),
+            };
+        }
+    }
+    taken.truncate(fits);
+    Ok(())
+}
+
+/// The event's attributes as JSON, without the table's keys, with `raw` only when asked for
+/// (or, for `raw_by_key`, the object's key instead).
+fn event_json(mut item: Item, include_raw: bool, raw_by_key: bool) -> Result<Value, ReadError> {
     for attribute in KEY_ATTRIBUTES {
         item.remove(attribute);
     }
@@ -502,13 +522,11 @@ fn event_json(mut item: Item, include_raw: bool) -> Result<Value, ReadError> {
     let raw_object = item.remove(RAW_OBJECT_ATTRIBUTE).and_then(|value| RawObjectRef::from_attribute(&value));
     let mut event: Map<String, Value> = serde_dynamo::from_item(item).map_err(ReadError::Decode)?;
     match (raw, raw_object) {
+        (_, Some(RawObjectRef { key, sha256, bytes })) if include_raw && raw_by_key => {
+            event.insert(RAW_OBJECT_ATTRIBUTE.to_owned(), serde_json::json!({"key": key, "sha256": sha256, "bytes": bytes}));
+        }
         (Some(raw), _) if include_raw => {
             event.insert("raw".to_owned(), raw_json(raw)?);
-        }
-        // An object no answer can carry: its key instead, to read from the bucket.
-        (None, Some(reference)) if include_raw && too_large(&reference) => {
-            let RawObjectRef { key, sha256, bytes } = reference;
-            event.insert(RAW_OBJECT_ATTRIBUTE.to_owned(), serde_json::json!({"key": key, "sha256": sha256, "bytes": bytes}));
         }
         _ => {}
     }
@@ -567,8 +585,8 @@ mod tests {
             ("smtp_code".to_owned(), AttributeValue::N("550".into())),
             ("raw".to_owned(), AttributeValue::S(r#"{"a": 1}"#.into())),
         ]);
-        assert_eq!(event_json(item.clone(), false).unwrap(), serde_json::json!({"event_id": "e", "smtp_code": 550}));
-        assert_eq!(event_json(item, true).unwrap()["raw"], serde_json::json!({"a": 1}));
+        assert_eq!(event_json(item.clone(), false, false).unwrap(), serde_json::json!({"event_id": "e", "smtp_code": 550}));
+        assert_eq!(event_json(item, true, false).unwrap()["raw"], serde_json::json!({"a": 1}));
     }
 
     #[test]
