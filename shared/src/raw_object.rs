@@ -29,12 +29,12 @@ pub const RAW_BUCKET: &str = "RAW_BUCKET";
 pub const RAW_OBJECT_ATTRIBUTE: &str = "raw_object";
 /// Every overflow object's key starts with this; the webhooks may write only under it.
 pub const KEY_PREFIX: &str = "raw/";
-/// What the `raw` of one page of `GET /events?include_raw=true` may take in Lambda's answer,
+/// What the events of one page of `GET /events?include_raw=true` may take in Lambda's answer,
 /// as measured by [`answer_bytes`]: Lambda answers at most 6 MB (6,291,456 bytes); 256 KiB are
-/// left for the other attributes, the cursor and the answer's headers. A `raw` that would not fit
+/// left for the cursor, the answer's headers and the approximations. A `raw` that would not fit
 /// even alone is always kept in an object, however well it compresses, so that its event can be
 /// answered with the object's key.
-pub const RAW_ANSWER_BYTES: u64 = 6 * 1024 * 1024 - 256 * 1024;
+pub const ANSWER_BYTES: u64 = 6 * 1024 * 1024 - 256 * 1024;
 
 /// The bytes a provider event's JSON text takes in a Lambda answer, at most: the answer's body
 /// is itself a JSON string in Lambda's answer, so each quote and backslash is escaped once more.

@@ -19,9 +19,9 @@ use crate::cursor::{ItemKey, LaneCursor};
 use crate::providers::Env;
 use crate::query::{EventQuery, Order, Partition, Selector, SortKeyRange};
 use crate::raw_object::{
-    answer_bytes, RawObjectError, RawObjectRef, RawObjects, RAW_ANSWER_BYTES, RAW_BUCKET, RAW_OBJECT_ATTRIBUTE,
+    answer_bytes, RawObjectError, RawObjectRef, RawObjects, ANSWER_BYTES, RAW_BUCKET, RAW_OBJECT_ATTRIBUTE,
 };
-use crate::store::{events_table_from_env, sdk_config, Item};
+use crate::store::{events_table_from_env, item_size, sdk_config, Item};
 
 /// Key attributes are how the table is organized, not part of an event.
 const KEY_ATTRIBUTES: [&str; 6] = ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"];
@@ -236,11 +236,11 @@ impl EventReader {
             for taken in &mut taken {
                 prepare_raw(taken)?;
             }
-            cut_page(&mut taken, &mut cursors, &lanes, |taken| raw_answer_bytes(taken, true))?;
+            cut_page(&mut taken, &mut cursors, &lanes, |taken| answer_size(taken, true))?;
             self.add_raw_from_objects(&mut taken).await?;
-            cut_page(&mut taken, &mut cursors, &lanes, |taken| raw_answer_bytes(taken, false))?;
+            cut_page(&mut taken, &mut cursors, &lanes, |taken| answer_size(taken, false))?;
             if let [only] = taken.as_mut_slice() {
-                if raw_answer_bytes(only, false)? > RAW_ANSWER_BYTES && only.entry.item.contains_key(RAW_OBJECT_ATTRIBUTE) {
+                if answer_size(only, false)? > ANSWER_BYTES && only.entry.item.contains_key(RAW_OBJECT_ATTRIBUTE) {
                     only.raw_by_key = true;
                 }
             }
@@ -457,44 +457,50 @@ fn prepare_raw(taken: &mut Taken) -> Result<(), ReadError> {
     let item = &mut taken.entry.item;
     if let Some(value) = item.get(RAW_OBJECT_ATTRIBUTE) {
         let reference = RawObjectRef::from_attribute(value).ok_or(ReadError::MalformedRawObject)?;
-        taken.raw_by_key = reference.bytes > RAW_ANSWER_BYTES;
+        taken.raw_by_key = reference.bytes > ANSWER_BYTES;
     } else if let Some(stored @ AttributeValue::B(_)) = item.get_mut("raw") {
         *stored = AttributeValue::S(crate::store::decode_raw(stored).map_err(|_| ReadError::UnreadableRaw)?);
     }
     Ok(())
 }
 
-/// What the event's `raw` takes in the answer ([`answer_bytes`]); for an object not read yet,
-/// its size when `unread_objects_by_size`, which is never more than that.
-fn raw_answer_bytes(taken: &Taken, unread_objects_by_size: bool) -> Result<u64, ReadError> {
+/// What the event takes in the answer: its `raw` exactly ([`answer_bytes`]), or for an object
+/// not read yet its size when `unread_objects_by_size` (never more than it takes), and its other
+/// attributes generously (twice their DynamoDB size and some punctuation, as quotes and
+/// backslashes are escaped twice).
+fn answer_size(taken: &Taken, unread_objects_by_size: bool) -> Result<u64, ReadError> {
+    let item = &taken.entry.item;
+    let raw = item.get("raw").and_then(|raw| raw.as_s().ok());
+    let attributes = item_size(item) - raw.map_or(0, |text| "raw".len() + text.len());
+    let others = 2 * (attributes + 16 * item.len()) as u64;
     if taken.raw_by_key {
-        return Ok(0);
+        return Ok(others);
     }
-    if let Some(text) = taken.entry.item.get("raw").and_then(|raw| raw.as_s().ok()) {
-        return Ok(answer_bytes(text));
+    if let Some(text) = raw {
+        return Ok(others + answer_bytes(text));
     }
-    match taken.entry.item.get(RAW_OBJECT_ATTRIBUTE) {
+    match item.get(RAW_OBJECT_ATTRIBUTE) {
         Some(value) if unread_objects_by_size => {
-            Ok(RawObjectRef::from_attribute(value).ok_or(ReadError::MalformedRawObject)?.bytes)
+            Ok(others + RawObjectRef::from_attribute(value).ok_or(ReadError::MalformedRawObject)?.bytes)
         }
-        _ => Ok(0),
+        _ => Ok(others),
     }
 }
 
-/// Ends the page before the event whose `raw` would take its answer past [`RAW_ANSWER_BYTES`]
+/// Ends the page before the event that would take its answer past [`ANSWER_BYTES`]
 /// (after one event at least, so every page moves on). A lane that loses events resumes after
 /// the last one it kept, or where the page started in it, so nothing is skipped or repeated.
 fn cut_page(
     taken: &mut Vec<Taken>,
     cursors: &mut [LaneCursor],
     lanes: &[Lane],
-    raw_bytes: impl Fn(&Taken) -> Result<u64, ReadError>,
+    answer_size: impl Fn(&Taken) -> Result<u64, ReadError>,
 ) -> Result<(), ReadError> {
     let mut total = 0;
     let mut fits = taken.len();
     for (index, event) in taken.iter().enumerate() {
-        total += raw_bytes(event)?;
-        if total > RAW_ANSWER_BYTES && index > 0 {
+        total += answer_size(event)?;
+        if total > ANSWER_BYTES && index > 0 {
             fits = index;
             break;
         }

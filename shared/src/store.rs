@@ -17,7 +17,7 @@ use crate::auth::ConfigError;
 use crate::event::{format_timestamp, Event};
 use crate::providers::Env;
 use crate::raw_object::{
-    answer_bytes, RawObjectError, RawObjectRef, RawObjects, RAW_ANSWER_BYTES, RAW_BUCKET, RAW_OBJECT_ATTRIBUTE,
+    answer_bytes, RawObjectError, RawObjectRef, RawObjects, ANSWER_BYTES, RAW_BUCKET, RAW_OBJECT_ATTRIBUTE,
 };
 use crate::suppression::{
     soft_bounce_threshold_from_env, SuppressionError, SuppressionWriter, DEFAULT_SOFT_BOUNCE_THRESHOLD,
@@ -144,7 +144,7 @@ impl DynamoStore {
 
     /// The item for one event: its attributes, the table's keys and TTL, and `raw` in its
     /// stored encoding, or `raw_object` instead when the item with `raw` would be larger than
-    /// [`MAX_ITEM_BYTES`] or `raw` could not be answered inline ([`RAW_ANSWER_BYTES`]); the
+    /// [`MAX_ITEM_BYTES`] or `raw` could not be answered inline ([`ANSWER_BYTES`]); the
     /// object itself is written by [`EventStore::put_events`].
     pub fn item(&self, event: &Event) -> Result<Item, StoreError> {
         Ok(self.plan(event)?.item)
@@ -155,7 +155,7 @@ impl DynamoStore {
         let room = MAX_ITEM_BYTES.saturating_sub(item_size(&item) + "raw".len());
         // Escaping at most doubles a text, so only a long one needs counting.
         let answerable_inline =
-            event.raw.len() as u64 * 2 <= RAW_ANSWER_BYTES || answer_bytes(&event.raw) <= RAW_ANSWER_BYTES;
+            event.raw.len() as u64 * 2 <= ANSWER_BYTES || answer_bytes(&event.raw) <= ANSWER_BYTES;
         let inline = answerable_inline.then(|| encode_raw_within(&event.provider, &event.raw, room)).flatten();
         if let Some(raw) = inline {
             item.insert("raw".into(), raw);

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use mailhooks::http::{EventsApi, WebhookReceiver, EVENTS_API_TOKEN, MAX_BODY_BYTES};
-use mailhooks::raw_object::{answer_bytes, RawObjectRef, RawObjects, RAW_ANSWER_BYTES};
+use mailhooks::raw_object::{answer_bytes, RawObjectRef, RawObjects, ANSWER_BYTES};
 use mailhooks::reader::EventReader;
 use mailhooks::store::{item_size, DynamoStore, EventStore, MAX_ITEM_BYTES};
 use serde_json::{json, Value};
@@ -183,7 +183,7 @@ async fn a_5_mb_route_event_is_stored_once_with_its_raw_in_s3_and_read_back_whol
     assert_eq!(object_keys(local, &bucket).await, vec![reference.key.clone()]);
     assert_eq!(hex::encode(Sha256::digest(object(local, &bucket, &reference.key).await)), reference.sha256);
 
-    assert!(answer_bytes(&event.raw) <= RAW_ANSWER_BYTES, "it fits one answer");
+    assert!(answer_bytes(&event.raw) <= ANSWER_BYTES, "it fits one answer");
     let expected: Value = serde_json::from_str(&event.raw).unwrap();
     for answered in read_back_with_raw(&events_api(local, &table, &bucket), &event).await {
         assert!(*answered_raw(&answered) == expected, "include_raw returns the 5 MB event whole");
@@ -198,7 +198,7 @@ async fn a_raw_no_answer_can_carry_goes_to_s3_even_when_it_compresses_small_and_
     // 3.1 MB of escaped quotes: each `\"` takes four bytes once Lambda's answer escapes it again.
     let body = route_body("\"".repeat(1_550_000), prose(1_000), prose(1_000));
     let event = parsed(&body);
-    assert!(answer_bytes(&event.raw) > RAW_ANSWER_BYTES, "{} bytes answered", answer_bytes(&event.raw));
+    assert!(answer_bytes(&event.raw) > ANSWER_BYTES, "{} bytes answered", answer_bytes(&event.raw));
     let compressed = mailhooks::store::encode_raw(&event.provider, &event.raw);
     assert!(matches!(&compressed, AttributeValue::B(blob) if blob.as_ref().len() < MAX_ITEM_BYTES / 2), "it would fit");
 
@@ -206,7 +206,7 @@ async fn a_raw_no_answer_can_carry_goes_to_s3_even_when_it_compresses_small_and_
     let items = event_items(local, &table).await;
     assert!(!items[0].contains_key("raw"));
     let reference = RawObjectRef::from_attribute(&items[0]["raw_object"]).expect("kept in an object");
-    assert!(reference.bytes <= RAW_ANSWER_BYTES, "only reading it shows that it cannot be answered");
+    assert!(reference.bytes <= ANSWER_BYTES, "only reading it shows that it cannot be answered");
     assert_eq!(object(local, &bucket, &reference.key).await, event.raw.as_bytes());
     let expected = json!({"key": reference.key, "sha256": reference.sha256, "bytes": reference.bytes});
     for answered in read_back_with_raw(&events_api(local, &table, &bucket), &event).await {
@@ -250,7 +250,7 @@ async fn pages_with_raw_end_before_one_answer_is_full_and_the_next_page_resumes_
             assert_eq!(status, 200, "{selector}: {page}");
             let events = page["events"].as_array().unwrap();
             let raw_bytes: u64 = events.iter().map(|event| answer_bytes(&answered_raw(event).to_string())).sum();
-            assert!(raw_bytes <= RAW_ANSWER_BYTES, "{selector}: {raw_bytes} bytes of raw");
+            assert!(raw_bytes <= ANSWER_BYTES, "{selector}: {raw_bytes} bytes of raw");
             pages.push(events.len());
             for event in events {
                 let id = event["event_id"].as_str().unwrap().to_owned();
