@@ -145,6 +145,14 @@ async fn read_back_with_raw(api: &EventsApi, event: &mailhooks::event::Event) ->
     answered
 }
 
+/// Checks that `GET /events?include_raw=true` answers the event's `raw` whole, both ways.
+async fn assert_read_back_whole(api: &EventsApi, event: &mailhooks::event::Event) {
+    let expected: Value = serde_json::from_str(&event.raw).unwrap();
+    for answered in read_back_with_raw(api, event).await {
+        assert!(*answered_raw(&answered) == expected, "{}: raw answered whole", event.event_id);
+    }
+}
+
 /// `raw` as answered, checked to come without the store's `raw_object`.
 fn answered_raw(event: &Value) -> &Value {
     assert!(event.get("raw_object").is_none(), "raw_object is the store's, not the event's: {}", event["event_id"]);
@@ -184,10 +192,7 @@ async fn a_5_mb_route_event_is_stored_once_with_its_raw_in_s3_and_read_back_whol
     assert_eq!(hex::encode(Sha256::digest(object(local, &bucket, &reference.key).await)), reference.sha256);
 
     assert!(answer_bytes(&event.raw) <= ANSWER_BYTES, "it fits one answer");
-    let expected: Value = serde_json::from_str(&event.raw).unwrap();
-    for answered in read_back_with_raw(&events_api(local, &table, &bucket), &event).await {
-        assert!(*answered_raw(&answered) == expected, "include_raw returns the 5 MB event whole");
-    }
+    assert_read_back_whole(&events_api(local, &table, &bucket), &event).await;
 }
 
 #[tokio::test]
@@ -285,10 +290,7 @@ async fn a_300_kb_route_event_stays_in_its_item_compressed() {
     assert!(item_size(&items[0]) <= MAX_ITEM_BYTES);
     assert!(object_keys(local, &bucket).await.is_empty(), "nothing overflows");
 
-    let expected: Value = serde_json::from_str(&event.raw).unwrap();
-    for answered in read_back_with_raw(&events_api(local, &table, &bucket), &event).await {
-        assert!(*answered_raw(&answered) == expected, "include_raw returns the 300 KB event whole");
-    }
+    assert_read_back_whole(&events_api(local, &table, &bucket), &event).await;
 }
 
 #[tokio::test]
