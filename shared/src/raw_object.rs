@@ -3,8 +3,9 @@
 //!
 //! The object is the provider's event exactly as received: its JSON text, uncompressed
 //! (`Content-Type: application/json`), so `aws s3 cp s3://$BUCKET/$KEY - | sha256sum` checks it
-//! against the item and any JSON tool reads it. Its key is `raw/{provider}/{event_id}`: the same
-//! event always has the same key, so a retry overwrites identical bytes. The item holds, instead
+//! against the item and any JSON tool reads it. Its key is `raw/{provider}/{event_id}/{sha256}`:
+//! a retry with the same bytes rewrites the same object, and an object never changes under the
+//! checksum an item records for it. The item holds, instead
 //! of `raw`, the map `raw_object` = `{key: S, sha256: S (64 lowercase hex chars of the object's
 //! SHA-256), bytes: N}`; never both.
 
@@ -56,7 +57,8 @@ pub struct RawObjectRef {
 impl RawObjectRef {
     /// The reference for `raw` of `provider`'s event `event_id`.
     pub fn of(provider: &str, event_id: &str, raw: &[u8]) -> Self {
-        RawObjectRef { key: object_key(provider, event_id), sha256: hex::encode(Sha256::digest(raw)), bytes: raw.len() as u64 }
+        let sha256 = hex::encode(Sha256::digest(raw));
+        RawObjectRef { key: object_key(provider, event_id, &sha256), sha256, bytes: raw.len() as u64 }
     }
 
     pub fn to_attribute(&self) -> AttributeValue {
@@ -76,9 +78,12 @@ impl RawObjectRef {
     }
 }
 
-/// `raw/{provider}/{event_id}`.
-pub fn object_key(provider: &str, event_id: &str) -> String {
-    format!("{KEY_PREFIX}{provider}/{event_id}")
+/// `raw/{provider}/{event_id}/{sha256}`. A retry of the same event whose JSON differs only in
+/// key order or spacing (same `event_id`, other bytes) writes its own object rather than
+/// replacing the one the stored item's checksum describes; the losing copy expires with the
+/// bucket's lifecycle.
+pub fn object_key(provider: &str, event_id: &str, sha256: &str) -> String {
+    format!("{KEY_PREFIX}{provider}/{event_id}/{sha256}")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -190,9 +195,10 @@ mod tests {
     #[test]
     fn a_reference_round_trips_through_its_attribute() {
         let reference = RawObjectRef::of("engagelab", "a7f3c0de00112233445566778899aabb", b"{}");
-        assert_eq!(reference.key, "raw/engagelab/a7f3c0de00112233445566778899aabb");
         // sha256sum of the two bytes "{}".
-        assert_eq!(reference.sha256, "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a");
+        let sha256 = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+        assert_eq!(reference.key, format!("raw/engagelab/a7f3c0de00112233445566778899aabb/{sha256}"));
+        assert_eq!(reference.sha256, sha256);
         assert_eq!(reference.bytes, 2);
         assert_eq!(RawObjectRef::from_attribute(&reference.to_attribute()), Some(reference));
         assert_eq!(RawObjectRef::from_attribute(&AttributeValue::S("raw/x".into())), None);

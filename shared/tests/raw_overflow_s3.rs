@@ -175,7 +175,7 @@ async fn a_5_mb_route_event_is_stored_once_with_its_raw_in_s3_and_read_back_whol
     let item = &items[0];
     assert!(item.get("raw").is_none(), "raw is in the object, not also in the item");
     let reference = RawObjectRef::from_attribute(&item["raw_object"]).expect("raw_object is {key, sha256, bytes}");
-    assert_eq!(reference.key, format!("raw/engagelab/{}", event.event_id));
+    assert_eq!(reference.key, format!("raw/engagelab/{}/{}", event.event_id, reference.sha256));
     assert_eq!(reference.bytes, event.raw.len() as u64);
     assert!(item_size(item) < 2048, "the item keeps only the reference: {} bytes", item_size(item));
 
@@ -272,6 +272,25 @@ async fn pages_with_raw_end_before_one_answer_is_full_and_the_next_page_resumes_
 }
 
 #[tokio::test]
+async fn a_retry_whose_json_differs_only_in_spacing_leaves_the_stored_raw_readable() {
+    let local = LocalDynamo::shared();
+    let (table, bucket) = (local.new_table(), local.new_bucket());
+    let receiver = receiver(local.store(&table, 30).with_raw_objects(local.raw_objects(&bucket)));
+    let body = two_megabyte_route(20);
+    let respaced = serde_json::to_string_pretty(&serde_json::from_str::<Value>(&body).unwrap()).unwrap();
+    let (event, retried) = (parsed(&body), parsed(&respaced));
+    assert_eq!(event.event_id, retried.event_id, "one event, sent twice in other spacing");
+    assert_ne!(event.raw, retried.raw);
+
+    assert_eq!(post(&receiver, &body).await, (200, json!({"stored": 1, "duplicates": 0})));
+    assert_eq!(post(&receiver, &respaced).await, (200, json!({"stored": 0, "duplicates": 1})));
+    // The retry's copy is its own object (expired later by the lifecycle), not a replacement
+    // of the one whose checksum the item holds.
+    assert_eq!(object_keys(local, &bucket).await.len(), 2);
+    assert_read_back_whole(&events_api(local, &table, &bucket), &event).await;
+}
+
+#[tokio::test]
 async fn a_300_kb_route_event_stays_in_its_item_compressed() {
     let local = LocalDynamo::shared();
     let (table, bucket) = (local.new_table(), local.new_bucket());
@@ -339,7 +358,7 @@ async fn a_damaged_object_is_an_error_not_wrong_data() {
     let body = two_megabyte_route(4);
     let event = parsed(&body);
     assert_eq!(post(&receiver, &body).await.0, 200);
-    let key = format!("raw/engagelab/{}", event.event_id);
+    let key = RawObjectRef::of("engagelab", &event.event_id, event.raw.as_bytes()).key;
     let mut damaged = event.raw.clone().into_bytes();
     damaged[1000] ^= 1;
     local
