@@ -228,22 +228,7 @@ impl EventReader {
         }
         let mut cursors: Vec<LaneCursor> = lanes.iter().map(Lane::cursor).collect();
         if query.include_raw {
-            if source != Source::Table {
-                self.add_raw_from_table(&mut taken).await?;
-            }
-            // A page's `raw` must fit in one Lambda answer. Objects are measured by their size
-            // before they are read (never less than they take), then exactly once they are.
-            for taken in &mut taken {
-                prepare_raw(taken)?;
-            }
-            cut_page(&mut taken, &mut cursors, &lanes, |taken| answer_size(taken, true))?;
-            self.add_raw_from_objects(&mut taken).await?;
-            cut_page(&mut taken, &mut cursors, &lanes, |taken| answer_size(taken, false))?;
-            if let [only] = taken.as_mut_slice() {
-                if answer_size(only, false)? > ANSWER_BYTES && only.entry.item.contains_key(RAW_OBJECT_ATTRIBUTE) {
-                    only.raw_by_key = true;
-                }
-            }
+            self.add_raw_within_one_answer(source, &mut taken, &mut cursors, &lanes).await?;
         }
         let next = cursors.iter().any(|cursor| *cursor != LaneCursor::Done).then_some(cursors);
         let events = taken
@@ -251,6 +236,33 @@ impl EventReader {
             .map(|taken| event_json(taken.entry.item, query.include_raw, taken.raw_by_key))
             .collect::<Result<_, _>>()?;
         Ok(EventPage { events, next })
+    }
+
+    /// Adds `raw` to the page's events, ending the page early where one Lambda answer could
+    /// not carry them all (see [`cut_page`]). Objects are first counted by their size, which
+    /// is never more than they take, so only events that cannot fit are dropped before any
+    /// object is read; then exactly, once read.
+    async fn add_raw_within_one_answer(
+        &self,
+        source: Source,
+        taken: &mut Vec<Taken>,
+        cursors: &mut [LaneCursor],
+        lanes: &[Lane],
+    ) -> Result<(), ReadError> {
+        if source != Source::Table {
+            self.add_raw_from_table(taken).await?;
+        }
+        for taken in taken.iter_mut() {
+            prepare_raw(taken)?;
+        }
+        cut_page(taken, cursors, lanes, |taken| answer_size(taken, true))?;
+        self.add_raw_from_objects(taken).await?;
+        cut_page(taken, cursors, lanes, |taken| answer_size(taken, false))?;
+        if let [only] = taken.as_mut_slice() {
+            let has_object = only.entry.item.contains_key(RAW_OBJECT_ATTRIBUTE);
+            only.raw_by_key |= has_object && answer_size(only, false)? > ANSWER_BYTES;
+        }
+        Ok(())
     }
 
     /// Reads on in every lane that has nothing buffered but may hold more. Choosing the next

@@ -221,6 +221,27 @@ async fn a_raw_no_answer_can_carry_goes_to_s3_even_when_it_compresses_small_and_
 }
 
 #[tokio::test]
+async fn a_6_mb_mail_is_answered_by_key_without_its_object_being_read() {
+    let local = LocalDynamo::shared();
+    let (table, bucket) = (local.new_table(), local.new_bucket());
+    let receiver = receiver(local.store(&table, 30).with_raw_objects(local.raw_objects(&bucket)));
+    let body = overflowing_route(5_700_000, 30);
+    assert!(body.len() <= MAX_BODY_BYTES);
+    let event = parsed(&body);
+    assert_eq!(post(&receiver, &body).await, (200, json!({"stored": 1, "duplicates": 0})));
+    let items = event_items(local, &table).await;
+    let reference = RawObjectRef::from_attribute(&items[0]["raw_object"]).expect("kept in an object");
+    assert!(reference.bytes > ANSWER_BYTES, "too large by its size alone");
+    // Its size says it cannot be answered: reading it would fail now that it is gone.
+    local.s3_client().delete_object().bucket(&bucket).key(&reference.key).send().await.unwrap();
+    let expected = json!({"key": reference.key, "sha256": reference.sha256, "bytes": reference.bytes});
+    for answered in read_back_with_raw(&events_api(local, &table, &bucket), &event).await {
+        assert!(answered.get("raw").is_none());
+        assert_eq!(answered["raw_object"], expected);
+    }
+}
+
+#[tokio::test]
 async fn pages_with_raw_end_before_one_answer_is_full_and_the_next_page_resumes_there() {
     let local = LocalDynamo::shared();
     let (table, bucket) = (local.new_table(), local.new_bucket());
