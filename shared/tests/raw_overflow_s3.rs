@@ -153,6 +153,16 @@ async fn assert_read_back_whole(api: &EventsApi, event: &mailhooks::event::Event
     }
 }
 
+/// Checks that `GET /events?include_raw=true` answers the event with its object's key instead
+/// of `raw`, both ways.
+async fn assert_read_back_by_key(api: &EventsApi, event: &mailhooks::event::Event, reference: &RawObjectRef) {
+    let expected = json!({"key": reference.key, "sha256": reference.sha256, "bytes": reference.bytes});
+    for answered in read_back_with_raw(api, event).await {
+        assert!(answered.get("raw").is_none(), "{}: no raw", event.event_id);
+        assert_eq!(answered["raw_object"], expected);
+    }
+}
+
 /// `raw` as answered, checked to come without the store's `raw_object`.
 fn answered_raw(event: &Value) -> &Value {
     assert!(event.get("raw_object").is_none(), "raw_object is the store's, not the event's: {}", event["event_id"]);
@@ -213,11 +223,7 @@ async fn a_raw_no_answer_can_carry_goes_to_s3_even_when_it_compresses_small_and_
     let reference = RawObjectRef::from_attribute(&items[0]["raw_object"]).expect("kept in an object");
     assert!(reference.bytes <= ANSWER_BYTES, "only reading it shows that it cannot be answered");
     assert_eq!(object(local, &bucket, &reference.key).await, event.raw.as_bytes());
-    let expected = json!({"key": reference.key, "sha256": reference.sha256, "bytes": reference.bytes});
-    for answered in read_back_with_raw(&events_api(local, &table, &bucket), &event).await {
-        assert!(answered.get("raw").is_none());
-        assert_eq!(answered["raw_object"], expected);
-    }
+    assert_read_back_by_key(&events_api(local, &table, &bucket), &event, &reference).await;
 }
 
 #[tokio::test]
@@ -234,11 +240,7 @@ async fn a_6_mb_mail_is_answered_by_key_without_its_object_being_read() {
     assert!(reference.bytes > ANSWER_BYTES, "too large by its size alone");
     // Its size says it cannot be answered: reading it would fail now that it is gone.
     local.s3_client().delete_object().bucket(&bucket).key(&reference.key).send().await.unwrap();
-    let expected = json!({"key": reference.key, "sha256": reference.sha256, "bytes": reference.bytes});
-    for answered in read_back_with_raw(&events_api(local, &table, &bucket), &event).await {
-        assert!(answered.get("raw").is_none());
-        assert_eq!(answered["raw_object"], expected);
-    }
+    assert_read_back_by_key(&events_api(local, &table, &bucket), &event, &reference).await;
 }
 
 #[tokio::test]
