@@ -214,22 +214,10 @@ fn lambda_event(provider: &Provider, case: &Case, body: &[u8]) -> Value {
     } else {
         let headers: Map<String, Value> =
             resolved.into_iter().map(|(name, mut values)| (name, Value::from(values.remove(0)))).collect();
-        json!({
-            "version": "2.0",
-            "routeKey": format!("POST {path}"),
-            "rawPath": path,
-            "rawQueryString": query,
-            "headers": headers,
-            "requestContext": {
-                "accountId": "123456789012", "apiId": "local", "domainName": "localhost",
-                "domainPrefix": "localhost", "requestId": "hostile", "routeKey": format!("POST {path}"),
-                "stage": "$default", "time": "14/Nov/2023:22:13:20 +0000", "timeEpoch": 1700000000000_i64,
-                "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
-                         "userAgent": "hostile-corpus"}
-            },
-            "body": body_field,
-            "isBase64Encoded": base64_body
-        })
+        let mut event = support::http_api_event(method, &path, &query, Value::Object(headers));
+        event["body"] = body_field.into();
+        event["isBase64Encoded"] = base64_body.into();
+        event
     }
 }
 

@@ -54,6 +54,21 @@ async fn serve(handler: Handler) -> String {
     format!("http://{address}")
 }
 
+/// Appends what the client sent next to `buffer`; `None` when it closed or failed. A spurious
+/// wake-up appends nothing and is still `Some`.
+async fn read_more(stream: &TcpStream, chunk: &mut [u8], buffer: &mut Vec<u8>) -> Option<()> {
+    stream.readable().await.ok()?;
+    match stream.try_read(chunk) {
+        Ok(0) => None,
+        Ok(read) => {
+            buffer.extend_from_slice(&chunk[..read]);
+            Some(())
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => Some(()),
+        Err(_) => None,
+    }
+}
+
 async fn read_request(stream: &TcpStream) -> Option<Recorded> {
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -61,13 +76,7 @@ async fn read_request(stream: &TcpStream) -> Option<Recorded> {
         if let Some(end) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
             break end + 4;
         }
-        stream.readable().await.ok()?;
-        match stream.try_read(&mut chunk) {
-            Ok(0) => return None,
-            Ok(read) => buffer.extend_from_slice(&chunk[..read]),
-            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(_) => return None,
-        }
+        read_more(stream, &mut chunk, &mut buffer).await?;
     };
     let head = String::from_utf8(buffer[..header_end].to_vec()).ok()?;
     let mut lines = head.split("\r\n");
@@ -80,13 +89,7 @@ async fn read_request(stream: &TcpStream) -> Option<Recorded> {
         .collect();
     let length: usize = headers.get("content-length").and_then(|value| value.parse().ok()).unwrap_or(0);
     while buffer.len() < header_end + length {
-        stream.readable().await.ok()?;
-        match stream.try_read(&mut chunk) {
-            Ok(0) => return None,
-            Ok(read) => buffer.extend_from_slice(&chunk[..read]),
-            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(_) => return None,
-        }
+        read_more(stream, &mut chunk, &mut buffer).await?;
     }
     let body = String::from_utf8_lossy(&buffer[header_end..header_end + length]).into_owned();
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
