@@ -37,9 +37,11 @@ pub const KEY_PREFIX: &str = "raw/";
 /// answered with the object's key.
 pub const ANSWER_BYTES: u64 = 6 * 1024 * 1024 - 256 * 1024;
 
-/// The bytes a provider event's JSON text takes in a Lambda answer, at most: the answer's body
-/// is itself a JSON string in Lambda's answer, so each quote and backslash is escaped once more.
-/// (`raw` is answered re-serialized, which never makes it longer.)
+/// The bytes a provider event's JSON text takes in a Lambda answer: the answer's body is itself
+/// a JSON string in Lambda's answer, so each quote and backslash is escaped once more. `raw` is
+/// answered re-serialized, which drops whitespace and needless escapes; only numbers written
+/// with an exponent (`1e2` becomes `100.0`) come out longer, by bytes the margin left in
+/// [`ANSWER_BYTES`] covers for any real payload.
 pub fn answer_bytes(json_text: &str) -> u64 {
     let escaped = json_text.bytes().filter(|&byte| byte == b'"' || byte == b'\\').count();
     (json_text.len() + escaped) as u64

@@ -558,7 +558,12 @@ fn expires_at(item: &Item) -> Option<i64> {
 
 /// The provider's event as JSON; text that does not parse is answered as the text itself.
 fn raw_json(stored: AttributeValue) -> Result<Value, ReadError> {
-    let text = crate::store::decode_raw(&stored).map_err(|_| ReadError::UnreadableRaw)?;
+    // Text (inline, decoded for measuring, or read from its object) is used as it is: copying
+    // megabytes of inbound mail once more would be wasted.
+    let text = match stored {
+        AttributeValue::S(text) => text,
+        compressed => crate::store::decode_raw(&compressed).map_err(|_| ReadError::UnreadableRaw)?,
+    };
     Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 

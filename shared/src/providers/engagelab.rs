@@ -233,25 +233,23 @@ impl<'a> Callback<'a> {
             return vec![Addressee { recipient: None, message_id: request_id, fan_out_identity: None }];
         }
         let request_id = request_id.filter(|_| recipients.len() == 1);
-        let mut earlier: Vec<&str> = Vec::with_capacity(recipients.len());
-        let identities: Vec<String> = recipients
-            .iter()
-            .map(|(_, recipient)| {
-                // An address listed twice was sent two messages (two `email_ids`): the second
-                // event gets its own id. Real addresses hold no NUL, so the suffix makes no other
-                // recipient's identity; a first listing keeps DESIGN.md's plain recipient.
-                let repeats = earlier.iter().filter(|seen| **seen == recipient.as_str()).count();
-                earlier.push(recipient);
-                if repeats == 0 { recipient.clone() } else { format!("{recipient}\0{repeats}") }
-            })
-            .collect();
+        // An address listed twice was sent two messages (two `email_ids`): its later events get
+        // their own ids, from the number of earlier listings. Real addresses hold no NUL, so the
+        // suffix makes no other recipient's identity; a first listing keeps DESIGN.md's plain
+        // recipient.
+        let identity = |position: usize, recipient: &str| {
+            match recipients[..position].iter().filter(|(_, earlier)| earlier == recipient).count() {
+                0 => recipient.to_owned(),
+                repeats => format!("{recipient}\0{repeats}"),
+            }
+        };
         recipients
-            .into_iter()
-            .zip(identities)
-            .map(|((index, recipient), identity)| Addressee {
-                recipient: Some(recipient),
-                message_id: email_ids.get(index).and_then(non_empty_text).or_else(|| request_id.clone()),
-                fan_out_identity: Some(identity),
+            .iter()
+            .enumerate()
+            .map(|(position, (index, recipient))| Addressee {
+                recipient: Some(recipient.clone()),
+                message_id: email_ids.get(*index).and_then(non_empty_text).or_else(|| request_id.clone()),
+                fan_out_identity: Some(identity(position, recipient)),
             })
             .collect()
     }
