@@ -1,5 +1,6 @@
 //! The normalized event every provider payload becomes (DESIGN.md, "The normalized event").
 
+use std::cell::RefCell;
 use std::fmt;
 use std::str::FromStr;
 
@@ -189,6 +190,13 @@ pub enum EventIdentity<'a> {
     Payload(&'a json::Object<'a>),
 }
 
+/// Room a thread keeps for writing canonical forms: a status callback's form fits many times over.
+const KEPT_CANONICAL_BYTES: usize = 16 * 1024;
+
+thread_local! {
+    static CANONICAL_FORM: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 /// DESIGN.md's `event_id`: the first 128 bits of SHA-256 over the provider name, the
 /// identity, and the recipient when one payload fans out to several recipients.
 pub fn event_id(provider: &str, identity: EventIdentity<'_>, fan_out_recipient: Option<&str>) -> String {
@@ -203,10 +211,14 @@ pub fn event_id(provider: &str, identity: EventIdentity<'_>, fan_out_recipient: 
         EventIdentity::Payload(object) => {
             hasher.update(b"json:");
             // Written out whole and hashed at once: feeding the hasher token by token costs
-            // more than the copy.
-            let mut canonical = Vec::with_capacity(1024);
-            object.write_canonical(&mut canonical);
-            hasher.update(&canonical);
+            // more than the copy. The buffer is the thread's own, kept between events.
+            CANONICAL_FORM.with_borrow_mut(|canonical| {
+                canonical.clear();
+                object.write_canonical(canonical);
+                hasher.update(&canonical[..]);
+                // An inbound mail's canonical form can take megabytes the next event won't need.
+                canonical.shrink_to(KEPT_CANONICAL_BYTES);
+            });
         }
     }
     if let Some(recipient) = fan_out_recipient {

@@ -154,37 +154,62 @@ impl<'a> Object<'a> {
     /// See [`Value::write_canonical`].
     pub fn write_canonical(&self, out: &mut Vec<u8>) {
         // Provider objects have a few dozen members at most: their order is sorted on the stack.
-        const ON_STACK: usize = 48;
-        if self.members.len() > ON_STACK {
-            let mut order: Vec<usize> = (0..self.members.len()).collect();
-            return self.write_members_in(&mut order, out);
+        const ON_STACK: usize = 32;
+        let mut on_stack = [SortKey { prefix: 0, index: 0 }; ON_STACK];
+        let mut on_heap = Vec::new();
+        let order = if self.members.len() <= ON_STACK {
+            &mut on_stack[..self.members.len()]
+        } else {
+            on_heap.resize(self.members.len(), SortKey { prefix: 0, index: 0 });
+            &mut on_heap[..]
+        };
+        for (index, slot) in order.iter_mut().enumerate() {
+            *slot = SortKey { prefix: SortKey::prefix_of(&self.members[index].0), index };
         }
-        let mut order = [0; ON_STACK];
-        let order = &mut order[..self.members.len()];
-        order.iter_mut().enumerate().for_each(|(index, slot)| *slot = index);
         self.write_members_in(order, out);
     }
 
-    /// Writes the members sorted by key, `order` holding their indices.
-    fn write_members_in(&self, order: &mut [usize], out: &mut Vec<u8>) {
+    /// Writes the members sorted by key, `order` holding their sort keys.
+    fn write_members_in(&self, order: &mut [SortKey], out: &mut Vec<u8>) {
+        let key = |sort_key: &SortKey| self.members[sort_key.index].0.as_bytes();
         // Stable, so that of a key sent twice the last one sent comes last, and is the one kept.
-        order.sort_by(|&a, &b| self.members[a].0.cmp(&self.members[b].0));
+        order.sort_by(|a, b| a.prefix.cmp(&b.prefix).then_with(|| key(a).cmp(key(b))));
         out.push(b'{');
         let mut first = true;
-        for (position, &index) in order.iter().enumerate() {
-            let (key, item) = &self.members[index];
-            if order.get(position + 1).is_some_and(|&next| self.members[next].0 == *key) {
+        for (position, sort_key) in order.iter().enumerate() {
+            let same_key = |next: &SortKey| next.prefix == sort_key.prefix && key(next) == key(sort_key);
+            if order.get(position + 1).is_some_and(same_key) {
                 continue;
             }
             if !first {
                 out.push(b',');
             }
             first = false;
-            write_string(key, out);
+            let (name, item) = &self.members[sort_key.index];
+            write_string(name, out);
             out.push(b':');
             item.write_canonical(out);
         }
         out.push(b'}');
+    }
+}
+
+/// A member's place in key order. Most keys differ within their first eight bytes, which compare
+/// as one integer; only keys that share them are compared whole.
+#[derive(Clone, Copy)]
+struct SortKey {
+    /// The key's first eight bytes, big-endian, zero-padded: ordered as the keys themselves
+    /// wherever two prefixes differ.
+    prefix: u64,
+    index: usize,
+}
+
+impl SortKey {
+    fn prefix_of(key: &str) -> u64 {
+        let mut bytes = [0; 8];
+        let length = key.len().min(8);
+        bytes[..length].copy_from_slice(&key.as_bytes()[..length]);
+        u64::from_be_bytes(bytes)
     }
 }
 
@@ -195,6 +220,11 @@ impl<'de> Deserialize<'de> for Value<'de> {
 }
 
 struct ValueVisitor;
+
+/// Room made for a non-empty object's members or array's items at once. Provider objects hold
+/// up to a few dozen; growing from one by doubling cost five allocations and copies per object,
+/// and these vectors live only as long as one request.
+const FIRST_ROOM: usize = 16;
 
 impl<'de> Visitor<'de> for ValueVisitor {
     type Value = Value<'de>;
@@ -247,6 +277,9 @@ impl<'de> Visitor<'de> for ValueVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
         let mut items = Vec::new();
         while let Some(item) = access.next_element()? {
+            if items.is_empty() {
+                items.reserve(FIRST_ROOM);
+            }
             items.push(item);
         }
         Ok(Value::Array(items))
@@ -255,6 +288,9 @@ impl<'de> Visitor<'de> for ValueVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
         let mut members = Vec::new();
         while let Some(Key(key)) = access.next_key()? {
+            if members.is_empty() {
+                members.reserve(FIRST_ROOM);
+            }
             members.push((key, access.next_value()?));
         }
         Ok(Value::Object(Object { members }))
@@ -336,6 +372,19 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn keys_sort_as_serde_json_sorts_them(
+            members in proptest::collection::vec(("[ab\u{0}é_]{0,11}", 0..4_u8), 0..12)
+        ) {
+            let members: Vec<String> = members
+                .iter()
+                .map(|(key, value)| format!("{}:{value}", serde_json::to_string(key).unwrap()))
+                .collect();
+            let text = format!("{{{}}}", members.join(","));
+            let sorted: serde_json::Value = serde_json::from_str(&text).unwrap();
+            proptest::prop_assert_eq!(canonical(&text), sorted.to_string());
+        }
+
         #[test]
         fn the_first_byte_to_escape_is_found_whatever_its_position(text in "[ -~\u{0}-\u{1f}é😀]{0,40}") {
             let expected = text.bytes().position(must_escape);
