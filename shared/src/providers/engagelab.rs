@@ -34,10 +34,10 @@ fn normalize(object: &Object<'_>, raw: &str, received_at: DateTime<Utc>) -> Vec<
     let callback = Callback::read(object);
     let base = callback.base_event(raw, received_at);
     let mut addressees = callback.addressees();
+    let mut events = Vec::with_capacity(addressees.len().max(1));
     // The last addressee takes the base event itself rather than a copy of it (and of `raw`).
     let last = addressees.pop().unwrap_or_default();
-    let mut events: Vec<Event> =
-        addressees.into_iter().map(|addressee| addressee.into_event(base.clone(), object)).collect();
+    events.extend(addressees.into_iter().map(|addressee| addressee.into_event(base.clone(), object)));
     events.push(last.into_event(base, object));
     events
 }
@@ -172,7 +172,12 @@ impl<'a> Callback<'a> {
         let browser = self.named_version("explorer_name", "explorer_ver");
         let system = self.named_version("os_name", "os_ver");
         match (browser, system) {
-            (Some(browser), Some(system)) => Some(format!("{browser} ({system})")),
+            (Some(mut browser), Some(system)) => {
+                browser.push_str(" (");
+                browser.push_str(&system);
+                browser.push(')');
+                Some(browser)
+            }
             (Some(browser), None) => Some(browser),
             (None, Some(system)) => Some(format!("({system})")),
             (None, None) => None,
@@ -181,11 +186,12 @@ impl<'a> Callback<'a> {
 
     /// A version says nothing without the name it belongs to.
     fn named_version(&self, name_key: &str, version_key: &str) -> Option<String> {
-        let name = fields::text(self.data, name_key)?;
-        Some(match fields::text(self.data, version_key) {
-            Some(version) => format!("{name} {version}"),
-            None => name,
-        })
+        let mut named = fields::text(self.data, name_key)?;
+        if let Some(version) = fields::text(self.data, version_key) {
+            named.push(' ');
+            named.push_str(&version);
+        }
+        Some(named)
     }
 
     fn metadata(&self) -> serde_json::Map<String, serde_json::Value> {
@@ -197,7 +203,12 @@ impl<'a> Callback<'a> {
             ("sub_stat_desc", fields::meaningful(self.error_detail, "sub_stat_desc")),
         ];
         let route_entries = ROUTE_METADATA.map(|key| (key, fields::meaningful(self.data, key)));
-        entries.into_iter().chain(route_entries).filter_map(|(key, value)| Some((key.to_owned(), value?))).collect()
+        // The key is copied only for the entries kept.
+        entries
+            .into_iter()
+            .chain(route_entries)
+            .filter_map(|(key, value)| value.map(|value| (key.to_owned(), value)))
+            .collect()
     }
 
     fn addressees(&self) -> Vec<Addressee> {
