@@ -190,11 +190,8 @@ pub enum EventIdentity<'a> {
     Payload(&'a json::Object<'a>),
 }
 
-/// Room a thread keeps for writing canonical forms: a status callback's form fits many times over.
-const KEPT_CANONICAL_BYTES: usize = 16 * 1024;
-
 thread_local! {
-    static CANONICAL_FORM: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static CANONICAL_FORM: RefCell<json::CanonicalWriter> = RefCell::new(json::CanonicalWriter::default());
 }
 
 /// DESIGN.md's `event_id`: the first 128 bits of SHA-256 over the provider name, the
@@ -212,13 +209,7 @@ pub fn event_id(provider: &str, identity: EventIdentity<'_>, fan_out_recipient: 
             hasher.update(b"json:");
             // Written out whole and hashed at once: feeding the hasher token by token costs
             // more than the copy. The buffer is the thread's own, kept between events.
-            CANONICAL_FORM.with_borrow_mut(|canonical| {
-                canonical.clear();
-                object.write_canonical(canonical);
-                hasher.update(&canonical[..]);
-                // An inbound mail's canonical form can take megabytes the next event won't need.
-                canonical.shrink_to(KEPT_CANONICAL_BYTES);
-            });
+            CANONICAL_FORM.with_borrow_mut(|writer| hasher.update(writer.write(object)));
         }
     }
     if let Some(recipient) = fan_out_recipient {

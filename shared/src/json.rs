@@ -18,6 +18,8 @@ pub enum Value<'a> {
     Null,
     Bool(bool),
     Number(Number),
+    /// Borrowed when the body spells it without escapes: then, JSON text holding no bare quote,
+    /// backslash or control character inside a string, it has none to escape either.
     String(Cow<'a, str>),
     Array(Vec<Value<'a>>),
     Object(Object<'a>),
@@ -58,29 +60,6 @@ impl<'a> Value<'a> {
             ),
         }
     }
-
-    /// Compact JSON with object keys sorted: byte for byte what serde_json writes for the same
-    /// value with its keys sorted, whatever order and spacing the value arrived in.
-    pub fn write_canonical(&self, out: &mut Vec<u8>) {
-        match self {
-            Value::Null => out.extend_from_slice(b"null"),
-            Value::Bool(true) => out.extend_from_slice(b"true"),
-            Value::Bool(false) => out.extend_from_slice(b"false"),
-            Value::Number(number) => write_compact(number, out),
-            Value::String(text) => write_string(text, out),
-            Value::Array(items) => {
-                out.push(b'[');
-                for (index, item) in items.iter().enumerate() {
-                    if index > 0 {
-                        out.push(b',');
-                    }
-                    item.write_canonical(out);
-                }
-                out.push(b']');
-            }
-            Value::Object(object) => object.write_canonical(out),
-        }
-    }
 }
 
 fn write_compact<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
@@ -88,11 +67,112 @@ fn write_compact<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
     let _ = serde_json::to_writer(out, value);
 }
 
+/// Writes canonical forms: compact JSON with object keys sorted, byte for byte what serde_json
+/// writes for the same value with its keys sorted, whatever order and spacing it arrived in.
+/// Keeps its buffers from one form to the next.
+#[derive(Default)]
+pub struct CanonicalWriter {
+    out: Vec<u8>,
+    /// Sort keys of the objects being written, innermost last: a key's first eight bytes,
+    /// big-endian and zero-padded, above the member's index. Most keys differ within those
+    /// bytes, so sorting these integers sorts the members; only members whose first eight
+    /// bytes are the same are then compared whole.
+    order: Vec<u128>,
+}
+
+impl CanonicalWriter {
+    /// Room kept between forms: a status callback's form fits many times over, while an
+    /// inbound mail's can take megabytes the next form won't need.
+    const KEPT_BYTES: usize = 16 * 1024;
+
+    /// The canonical form of `object`, valid until the next call.
+    pub fn write(&mut self, object: &Object<'_>) -> &[u8] {
+        self.out.clear();
+        self.out.shrink_to(Self::KEPT_BYTES);
+        self.order.clear();
+        self.object(object);
+        &self.out
+    }
+
+    fn value(&mut self, value: &Value<'_>) {
+        match value {
+            Value::Null => self.out.extend_from_slice(b"null"),
+            Value::Bool(true) => self.out.extend_from_slice(b"true"),
+            Value::Bool(false) => self.out.extend_from_slice(b"false"),
+            Value::Number(number) => write_compact(number, &mut self.out),
+            Value::String(text) => write_string(text, &mut self.out),
+            Value::Array(items) => {
+                self.out.push(b'[');
+                for (index, item) in items.iter().enumerate() {
+                    if index > 0 {
+                        self.out.push(b',');
+                    }
+                    self.value(item);
+                }
+                self.out.push(b']');
+            }
+            Value::Object(object) => self.object(object),
+        }
+    }
+
+    fn object(&mut self, object: &Object<'_>) {
+        let members = &object.members;
+        let start = self.order.len();
+        self.order.extend(members.iter().enumerate().map(|(index, (key, _))| sort_key(key, index)));
+        let order = &mut self.order[start..];
+        order.sort_unstable();
+        // Members whose keys share their first eight bytes are now in the order sent; sorted
+        // stably by the whole key, of a key sent twice the last one sent comes last.
+        let key = |sort_key: u128| members[member_index(sort_key)].0.as_bytes();
+        for run in order.chunk_by_mut(|a, b| prefix(*a) == prefix(*b)).filter(|run| run.len() > 1) {
+            run.sort_by(|a, b| key(*a).cmp(key(*b)));
+        }
+
+        self.out.push(b'{');
+        let mut first = true;
+        for position in start..start + members.len() {
+            let this = self.order[position];
+            // What nested objects add to `order` is gone again by the time their member is written.
+            let same_key = |&next: &u128| prefix(next) == prefix(this) && key(next) == key(this);
+            if self.order.get(position + 1).is_some_and(same_key) {
+                continue;
+            }
+            if !first {
+                self.out.push(b',');
+            }
+            first = false;
+            let (name, item) = &members[member_index(this)];
+            write_string(name, &mut self.out);
+            self.out.push(b':');
+            self.value(item);
+        }
+        self.out.push(b'}');
+        self.order.truncate(start);
+    }
+}
+
+fn sort_key(key: &str, index: usize) -> u128 {
+    let mut bytes = [0; 8];
+    let length = key.len().min(8);
+    bytes[..length].copy_from_slice(&key.as_bytes()[..length]);
+    (u128::from(u64::from_be_bytes(bytes)) << 64) | index as u128
+}
+
+fn prefix(sort_key: u128) -> u64 {
+    (sort_key >> 64) as u64
+}
+
+fn member_index(sort_key: u128) -> usize {
+    sort_key as u64 as usize
+}
+
 /// A JSON string as serde_json writes it. It escapes only quotes, backslashes and control
-/// characters, so the many strings without any are copied as they are.
-fn write_string(text: &str, out: &mut Vec<u8>) {
-    if first_to_escape(text.as_bytes()).is_some() {
-        return write_compact(text, out);
+/// characters: a string borrowed from the body has none (see [`Value::String`]), and the many
+/// others without any are copied as they are too.
+#[expect(clippy::ptr_arg, reason = "whether the text is borrowed from the body is what is read")]
+fn write_string(text: &Cow<'_, str>, out: &mut Vec<u8>) {
+    if matches!(text, Cow::Owned(_)) && first_to_escape(text.as_bytes()).is_some() {
+        return write_compact(text.as_ref(), out);
     }
     out.push(b'"');
     out.extend_from_slice(text.as_bytes());
@@ -149,67 +229,6 @@ impl<'a> Object<'a> {
     /// last one wins, as in serde_json.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value<'a>)> {
         self.members.iter().map(|(key, value)| (key.as_ref(), value))
-    }
-
-    /// See [`Value::write_canonical`].
-    pub fn write_canonical(&self, out: &mut Vec<u8>) {
-        // Provider objects have a few dozen members at most: their order is sorted on the stack.
-        const ON_STACK: usize = 32;
-        let mut on_stack = [SortKey { prefix: 0, index: 0 }; ON_STACK];
-        let mut on_heap = Vec::new();
-        let order = if self.members.len() <= ON_STACK {
-            &mut on_stack[..self.members.len()]
-        } else {
-            on_heap.resize(self.members.len(), SortKey { prefix: 0, index: 0 });
-            &mut on_heap[..]
-        };
-        for (index, slot) in order.iter_mut().enumerate() {
-            *slot = SortKey { prefix: SortKey::prefix_of(&self.members[index].0), index };
-        }
-        self.write_members_in(order, out);
-    }
-
-    /// Writes the members sorted by key, `order` holding their sort keys.
-    fn write_members_in(&self, order: &mut [SortKey], out: &mut Vec<u8>) {
-        let key = |sort_key: &SortKey| self.members[sort_key.index].0.as_bytes();
-        // Stable, so that of a key sent twice the last one sent comes last, and is the one kept.
-        order.sort_by(|a, b| a.prefix.cmp(&b.prefix).then_with(|| key(a).cmp(key(b))));
-        out.push(b'{');
-        let mut first = true;
-        for (position, sort_key) in order.iter().enumerate() {
-            let same_key = |next: &SortKey| next.prefix == sort_key.prefix && key(next) == key(sort_key);
-            if order.get(position + 1).is_some_and(same_key) {
-                continue;
-            }
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            let (name, item) = &self.members[sort_key.index];
-            write_string(name, out);
-            out.push(b':');
-            item.write_canonical(out);
-        }
-        out.push(b'}');
-    }
-}
-
-/// A member's place in key order. Most keys differ within their first eight bytes, which compare
-/// as one integer; only keys that share them are compared whole.
-#[derive(Clone, Copy)]
-struct SortKey {
-    /// The key's first eight bytes, big-endian, zero-padded: ordered as the keys themselves
-    /// wherever two prefixes differ.
-    prefix: u64,
-    index: usize,
-}
-
-impl SortKey {
-    fn prefix_of(key: &str) -> u64 {
-        let mut bytes = [0; 8];
-        let length = key.len().min(8);
-        bytes[..length].copy_from_slice(&key.as_bytes()[..length]);
-        u64::from_be_bytes(bytes)
     }
 }
 
@@ -333,10 +352,8 @@ mod tests {
     use super::*;
 
     fn canonical(text: &str) -> String {
-        let value: Value = serde_json::from_str(text).unwrap();
-        let mut out = Vec::new();
-        value.write_canonical(&mut out);
-        String::from_utf8(out).unwrap()
+        let object = Object::parse(text).unwrap().expect("an object");
+        String::from_utf8(CanonicalWriter::default().write(&object).to_vec()).unwrap()
     }
 
     #[test]
@@ -344,7 +361,7 @@ mod tests {
         let samples = [
             r#"{"b": 1, "a": {"y": [1, 2.50, -3, 1e2], "x": "s\u00e9\/\"\n"}, "": null, "c": [true, false, {}]}"#,
             r#"{"é": 18446744073709551615, "e": -9223372036854775808, "k": 123456789012345678901234}"#,
-            r#"[{"\u0041": 1, "A\u0000": 2}, "\ud83d\ude00", 0.1, -0.0]"#,
+            r#"{"list": [{"\u0041": 1, "A\u0000": 2}, "\ud83d\ude00", 0.1, -0.0]}"#,
         ];
         for sample in samples {
             let sorted: serde_json::Value = serde_json::from_str(sample).unwrap();
@@ -381,6 +398,14 @@ mod tests {
                 .map(|(key, value)| format!("{}:{value}", serde_json::to_string(key).unwrap()))
                 .collect();
             let text = format!("{{{}}}", members.join(","));
+            let sorted: serde_json::Value = serde_json::from_str(&text).unwrap();
+            proptest::prop_assert_eq!(canonical(&text), sorted.to_string());
+        }
+
+        #[test]
+        fn any_string_is_written_as_serde_json_writes_it(key: String, text: String) {
+            let (key, text) = (serde_json::to_string(&key).unwrap(), serde_json::to_string(&text).unwrap());
+            let text = format!("{{{key}: {text}}}");
             let sorted: serde_json::Value = serde_json::from_str(&text).unwrap();
             proptest::prop_assert_eq!(canonical(&text), sorted.to_string());
         }
