@@ -209,7 +209,7 @@ pub fn event_id(provider: &str, identity: EventIdentity<'_>, fan_out_recipient: 
             hasher.update(b"json:");
             // Written out whole and hashed at once: feeding the hasher token by token costs
             // more than the copy. The buffer is the thread's own, kept between events.
-            CANONICAL_FORM.with_borrow_mut(|writer| hasher.update(writer.write(object)));
+            CANONICAL_FORM.with_borrow_mut(|writer| writer.with_form(object, |form| hasher.update(form)));
         }
     }
     if let Some(recipient) = fan_out_recipient {

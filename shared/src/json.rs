@@ -82,16 +82,21 @@ pub struct CanonicalWriter {
 
 impl CanonicalWriter {
     /// Room kept between forms: a status callback's form fits many times over, while an
-    /// inbound mail's can take megabytes the next form won't need.
+    /// inbound mail's can take megabytes, and a hostile body millions of members, that the
+    /// next form won't need.
     const KEPT_BYTES: usize = 16 * 1024;
+    const KEPT_MEMBERS: usize = 1024;
 
-    /// The canonical form of `object`, valid until the next call.
-    pub fn write(&mut self, object: &Object<'_>) -> &[u8] {
+    /// Calls `use_form` with the canonical form of `object`.
+    pub fn with_form<T>(&mut self, object: &Object<'_>, use_form: impl FnOnce(&[u8]) -> T) -> T {
         self.out.clear();
-        self.out.shrink_to(Self::KEPT_BYTES);
         self.order.clear();
         self.object(object);
-        &self.out
+        let result = use_form(&self.out);
+        self.out.clear();
+        self.out.shrink_to(Self::KEPT_BYTES);
+        self.order.shrink_to(Self::KEPT_MEMBERS);
+        result
     }
 
     fn value(&mut self, value: &Value<'_>) {
@@ -353,7 +358,7 @@ mod tests {
 
     fn canonical(text: &str) -> String {
         let object = Object::parse(text).unwrap().expect("an object");
-        String::from_utf8(CanonicalWriter::default().write(&object).to_vec()).unwrap()
+        CanonicalWriter::default().with_form(&object, |form| String::from_utf8(form.to_vec()).unwrap())
     }
 
     #[test]
@@ -367,6 +372,17 @@ mod tests {
             let sorted: serde_json::Value = serde_json::from_str(sample).unwrap();
             assert_eq!(canonical(sample), sorted.to_string(), "{sample}");
         }
+    }
+
+    #[test]
+    fn a_large_form_gives_its_memory_back() {
+        let members: Vec<String> = (0..5000).map(|index| format!(r#""k{index}":{index}"#)).collect();
+        let text = format!(r#"{{"raw": "{}", "members": {{{}}}}}"#, "x".repeat(100_000), members.join(","));
+        let object = Object::parse(&text).unwrap().unwrap();
+        let mut writer = CanonicalWriter::default();
+        assert!(writer.with_form(&object, |form| form.len()) > 100_000);
+        assert!(writer.out.capacity() <= CanonicalWriter::KEPT_BYTES);
+        assert!(writer.order.capacity() <= CanonicalWriter::KEPT_MEMBERS);
     }
 
     #[test]
