@@ -200,7 +200,7 @@ mod tests {
     }
 
     /// `text` as Tencent would send it: split into encoded-words, each B or Q encoded.
-    fn encode_words(text: &str, cuts: &[usize], q_words: &[bool], charset: &str) -> String {
+    fn encode_words(text: &str, cuts: &[usize], q_words: &[bool], charset: &str, lowercase_hex: bool) -> String {
         let mut boundaries: Vec<usize> = cuts.iter().map(|cut| cut % (text.len() + 1)).collect();
         boundaries.retain(|&at| text.is_char_boundary(at));
         boundaries.extend([0, text.len()]);
@@ -214,6 +214,7 @@ mod tests {
                     .map(|&byte| match byte {
                         b' ' => "_".to_owned(),
                         b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (byte as char).to_string(),
+                        _ if lowercase_hex => format!("={byte:02x}"),
                         _ => format!("={byte:02X}"),
                     })
                     .collect();
@@ -232,8 +233,9 @@ mod tests {
             cuts in proptest::collection::vec(0..64_usize, 0..3),
             q_words in proptest::collection::vec(proptest::bool::ANY, 3),
             charset in "(utf-8|UTF-8|Utf-8)",
+            lowercase_hex in proptest::bool::ANY,
         ) {
-            let subject = encode_words(&text, &cuts, &q_words, &charset);
+            let subject = encode_words(&text, &cuts, &q_words, &charset, lowercase_hex);
             let direct = utf8_encoded_words(&subject);
             proptest::prop_assert!(direct.is_some(), "{subject}");
             proptest::prop_assert_eq!(direct, header_value(&subject), "{}", subject);
