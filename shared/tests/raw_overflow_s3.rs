@@ -24,6 +24,17 @@ fn receiver(store: DynamoStore) -> WebhookReceiver<DynamoStore> {
     WebhookReceiver::from_env(sample.provider(), &support::sample_env, store).expect("sample configuration is valid")
 }
 
+/// A new table and overflow bucket, and the receiver storing into them, its events kept
+/// `retention_days`.
+fn receiver_with_new_table_and_bucket(
+    local: &LocalDynamo,
+    retention_days: u32,
+) -> (String, String, WebhookReceiver<DynamoStore>) {
+    let (table, bucket) = (local.new_table(), local.new_bucket());
+    let receiver = receiver(local.store(&table, retention_days).with_raw_objects(local.raw_objects(&bucket)));
+    (table, bucket, receiver)
+}
+
 async fn post<S: EventStore>(receiver: &WebhookReceiver<S>, body: &str) -> (u16, Value) {
     let request = SampleEvent::named("engagelab/route").signed_request(body);
     support::status_and_json(receiver.handle(request).await.expect("handlers always answer"))
@@ -172,8 +183,7 @@ fn answered_raw(event: &Value) -> &Value {
 #[tokio::test]
 async fn a_5_mb_route_event_is_stored_once_with_its_raw_in_s3_and_read_back_whole() {
     let local = LocalDynamo::shared();
-    let (table, bucket) = (local.new_table(), local.new_bucket());
-    let receiver = receiver(local.store(&table, 30).with_raw_objects(local.raw_objects(&bucket)));
+    let (table, bucket, receiver) = receiver_with_new_table_and_bucket(local, 30);
     let body = five_megabyte_route(1);
     let event = parsed(&body);
 
@@ -208,8 +218,7 @@ async fn a_5_mb_route_event_is_stored_once_with_its_raw_in_s3_and_read_back_whol
 #[tokio::test]
 async fn a_raw_no_answer_can_carry_goes_to_s3_even_when_it_compresses_small_and_is_answered_by_key() {
     let local = LocalDynamo::shared();
-    let (table, bucket) = (local.new_table(), local.new_bucket());
-    let receiver = receiver(local.store(&table, 30).with_raw_objects(local.raw_objects(&bucket)));
+    let (table, bucket, receiver) = receiver_with_new_table_and_bucket(local, 30);
     // 3.1 MB of escaped quotes: each `\"` takes four bytes once Lambda's answer escapes it again.
     let body = route_body("\"".repeat(1_550_000), prose(1_000), prose(1_000));
     let event = parsed(&body);
@@ -229,8 +238,7 @@ async fn a_raw_no_answer_can_carry_goes_to_s3_even_when_it_compresses_small_and_
 #[tokio::test]
 async fn a_6_mb_mail_is_answered_by_key_without_its_object_being_read() {
     let local = LocalDynamo::shared();
-    let (table, bucket) = (local.new_table(), local.new_bucket());
-    let receiver = receiver(local.store(&table, 30).with_raw_objects(local.raw_objects(&bucket)));
+    let (table, bucket, receiver) = receiver_with_new_table_and_bucket(local, 30);
     let body = overflowing_route(5_700_000, 30);
     assert!(body.len() <= MAX_BODY_BYTES);
     let event = parsed(&body);
@@ -246,8 +254,7 @@ async fn a_6_mb_mail_is_answered_by_key_without_its_object_being_read() {
 #[tokio::test]
 async fn pages_with_raw_end_before_one_answer_is_full_and_the_next_page_resumes_there() {
     let local = LocalDynamo::shared();
-    let (table, bucket) = (local.new_table(), local.new_bucket());
-    let receiver = receiver(local.store(&table, 30).with_raw_objects(local.raw_objects(&bucket)));
+    let (table, bucket, receiver) = receiver_with_new_table_and_bucket(local, 30);
     let mut expected = HashMap::new();
     for seed in 10..13 {
         let body = two_megabyte_route(seed);
@@ -297,8 +304,7 @@ async fn pages_with_raw_end_before_one_answer_is_full_and_the_next_page_resumes_
 #[tokio::test]
 async fn a_retry_whose_json_differs_only_in_spacing_leaves_the_stored_raw_readable() {
     let local = LocalDynamo::shared();
-    let (table, bucket) = (local.new_table(), local.new_bucket());
-    let receiver = receiver(local.store(&table, 30).with_raw_objects(local.raw_objects(&bucket)));
+    let (table, bucket, receiver) = receiver_with_new_table_and_bucket(local, 30);
     let body = two_megabyte_route(20);
     let respaced = serde_json::to_string_pretty(&serde_json::from_str::<Value>(&body).unwrap()).unwrap();
     let (event, retried) = (parsed(&body), parsed(&respaced));
@@ -316,8 +322,7 @@ async fn a_retry_whose_json_differs_only_in_spacing_leaves_the_stored_raw_readab
 #[tokio::test]
 async fn a_300_kb_route_event_stays_in_its_item_compressed() {
     let local = LocalDynamo::shared();
-    let (table, bucket) = (local.new_table(), local.new_bucket());
-    let receiver = receiver(local.store(&table, 30).with_raw_objects(local.raw_objects(&bucket)));
+    let (table, bucket, receiver) = receiver_with_new_table_and_bucket(local, 30);
     let body = route_body(prose(150_000), prose(100_000), prose(50_000));
     assert!((300_000..320_000).contains(&body.len()), "{} bytes", body.len());
     let event = parsed(&body);
@@ -376,8 +381,7 @@ async fn an_overflow_without_a_bucket_is_a_500_never_a_silent_loss() {
 #[tokio::test]
 async fn a_damaged_object_is_an_error_not_wrong_data() {
     let local = LocalDynamo::shared();
-    let (table, bucket) = (local.new_table(), local.new_bucket());
-    let receiver = receiver(local.store(&table, 0).with_raw_objects(local.raw_objects(&bucket)));
+    let (table, bucket, receiver) = receiver_with_new_table_and_bucket(local, 0);
     let body = two_megabyte_route(4);
     let event = parsed(&body);
     assert_eq!(post(&receiver, &body).await.0, 200);
