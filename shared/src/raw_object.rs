@@ -5,9 +5,8 @@
 //! (`Content-Type: application/json`), so `aws s3 cp s3://$BUCKET/$KEY - | sha256sum` checks it
 //! against the item and any JSON tool reads it. Its key is `raw/{provider}/{event_id}/{sha256}`:
 //! a retry with the same bytes rewrites the same object, and an object never changes under the
-//! checksum an item records for it. The item holds, instead
-//! of `raw`, the map `raw_object` = `{key: S, sha256: S (64 lowercase hex chars of the object's
-//! SHA-256), bytes: N}`; never both.
+//! checksum an item records for it. The item holds, instead of `raw`, the map `raw_object` =
+//! `{key: S, sha256: S (64 lowercase hex chars of the object's SHA-256), bytes: N}`; never both.
 
 use std::collections::HashMap;
 use std::time::Duration;
