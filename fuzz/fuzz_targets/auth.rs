@@ -1,6 +1,6 @@
 //! Arbitrary headers, query token and body through each provider's authenticator, configured
 //! with fixed test secrets: never a panic, and never an acceptance that a reference computation
-//! of the documented checks (DESIGN.md, "Authentication") would not also accept. A correctly
+//! of the documented checks (the README's provider set-up) would not also accept. A correctly
 //! signed request with a fresh timestamp and no conflicting headers must be accepted.
 #![no_main]
 
@@ -125,7 +125,7 @@ fn text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     (!value.is_empty()).then_some(value)
 }
 
-/// Reference: the EngageLab signature check of DESIGN.md, written independently.
+/// Reference: the EngageLab signature check as EngageLab documents it, written independently.
 fn engagelab_accepts(headers: &HeaderMap, now: DateTime<Utc>) -> bool {
     let (Some("email"), Some(timestamp), Some(signature)) =
         (text(headers, ENGAGELAB_APP_KEY), text(headers, ENGAGELAB_TIMESTAMP), text(headers, ENGAGELAB_SIGNATURE))

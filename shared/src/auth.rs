@@ -1,4 +1,4 @@
-//! Proving a callback came from its provider (DESIGN.md, "Authentication").
+//! Proving a callback came from its provider.
 //!
 //! Every configured check must pass; with none configured every request is refused.
 //! Secrets are compared in constant time and never printed: [`Secret`]'s `Debug` is redacted

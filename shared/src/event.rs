@@ -1,4 +1,4 @@
-//! The normalized event every provider payload becomes (DESIGN.md, "The normalized event").
+//! The normalized event every provider payload becomes.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -194,7 +194,7 @@ thread_local! {
     static CANONICAL_FORM: RefCell<json::CanonicalWriter> = RefCell::new(json::CanonicalWriter::default());
 }
 
-/// DESIGN.md's `event_id`: the first 128 bits of SHA-256 over the provider name, the
+/// The `event_id`: the first 128 bits of SHA-256 over the provider name, the
 /// identity, and the recipient when one payload fans out to several recipients.
 pub fn event_id(provider: &str, identity: EventIdentity<'_>, fan_out_recipient: Option<&str>) -> String {
     let mut hasher = Sha256::new();

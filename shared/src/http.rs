@@ -1,4 +1,4 @@
-//! The HTTP face of the functions: requests in, the responses of DESIGN.md out.
+//! The HTTP face of the functions: requests in, the documented responses out.
 //!
 //! Every failure is an [`HttpError`], and [`HttpError::status`] is the one place that maps
 //! failures to statuses. Handlers always answer; they never return a runtime error.

@@ -1,4 +1,4 @@
-//! The parameters of `GET /events`, checked into a typed [`EventQuery`] (DESIGN.md, "Reading").
+//! The parameters of `GET /events`, checked into a typed [`EventQuery`].
 //!
 //! Every problem is a [`ParameterError`] that names the parameter, answered with 400.
 

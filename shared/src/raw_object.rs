@@ -1,4 +1,4 @@
-//! `raw` that does not fit in its item: one S3 object per event (DESIGN.md, "Responses": an
+//! `raw` that does not fit in its item: one S3 object per event (an
 //! inbound message too big for one item is stored without loss, never refused).
 //!
 //! The object is the provider's event exactly as received: its JSON text, uncompressed

@@ -1,4 +1,4 @@
-//! Reading events back (DESIGN.md, "Reading"): a Query per partition, merged in order.
+//! Reading events back: a Query per partition, merged in order.
 //!
 //! A query reads one partition (a message, a recipient) or eight (the `by_type` shards of a
 //! type and day). Each partition is a lane; the page takes items from whichever lane's next

@@ -1,4 +1,4 @@
-//! Storing events in DynamoDB exactly once (DESIGN.md, "The table").
+//! Storing events in DynamoDB exactly once.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -17,7 +17,7 @@ use mailhooks::store::{decode_raw, DynamoStore};
 use serde_json::{json, Map, Value};
 use support::{LocalDynamo, ENGAGELAB_TEST_KEY, SENDPOST_TEST_KEY, TENCENT_SES_TEST_TOKEN};
 
-/// Issue 7 asks for at least this many cases per provider.
+/// The corpus keeps at least this many cases per provider.
 const MIN_CASES_PER_PROVIDER: usize = 50;
 
 struct Case {

@@ -130,7 +130,7 @@ fn assert_events_are_storable(
     Ok(())
 }
 
-/// Field names and values the three providers use (DESIGN.md and their documentation), so random
+/// Field names and values the three providers use (their documentation), so random
 /// objects reach the normalizers' branches, not only their fallback for unknown events.
 const FIELD_NAMES: &[&str] = &[
     "server",

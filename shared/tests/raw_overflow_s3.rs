@@ -1,4 +1,4 @@
-//! Large inbound mail without loss (issue 7, item 5), against the local emulator's S3 and
+//! Large inbound mail without loss, against the local emulator's S3 and
 //! DynamoDB: an EngageLab `route` event of 5 MB, signed as EngageLab signs it, goes through the
 //! real `WebhookReceiver`; its `raw` lands in the overflow bucket and the item points at it; a
 //! 300 KB one stays in its item, compressed; `GET /events?include_raw=true` returns `raw` whole,

@@ -1,5 +1,5 @@
 //! The webhook handlers against a local DynamoDB (moto): every sample event of `events/`
-//! stored with DESIGN.md's attributes, exactly once, and a 500 while DynamoDB is away.
+//! stored with the documented attributes, exactly once, and a 500 while DynamoDB is away.
 
 mod support;
 

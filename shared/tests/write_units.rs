@@ -26,7 +26,7 @@ const INDEX_ENTRY_OVERHEAD: usize = 100;
 const WRITE_UNIT_BYTES: usize = 1024;
 const TARGET_UNITS: usize = 3;
 const CEILING_UNITS: usize = 4;
-/// The table's and indexes' key attributes (DESIGN.md fixes their values).
+/// The table's and indexes' key attributes (their values are fixed by the table's design).
 const ALL_KEYS: [&str; 6] = ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"];
 
 /// Samples (`provider/file`) that need 4 units: their item without `raw` leaves less room in

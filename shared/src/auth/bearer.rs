@@ -1,4 +1,4 @@
-//! The bearer token that guards `GET /events` (DESIGN.md, "Reading").
+//! The bearer token that guards `GET /events`.
 
 use hmac::{Hmac, KeyInit, Mac};
 use http::HeaderMap;

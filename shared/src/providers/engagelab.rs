@@ -71,7 +71,7 @@ impl Family {
         }
     }
 
-    /// DESIGN.md's EngageLab column. A name is only known within its own family: a `status`
+    /// The EngageLab column of the event mapping. A name is only known within its own family: a `status`
     /// saying `open` is not something EngageLab sends, so it is kept as unknown.
     fn event_type(self, name: &str) -> EventType {
         match (self, name) {
@@ -246,7 +246,7 @@ impl<'a> Callback<'a> {
         let request_id = request_id.filter(|_| recipients.len() == 1);
         // An address listed twice was sent two messages (two `email_ids`): its later events get
         // their own ids, from the number of earlier listings. Real addresses hold no NUL, so the
-        // suffix makes no other recipient's identity; a first listing keeps DESIGN.md's plain
+        // suffix makes no other recipient's identity; a first listing keeps the plain
         // recipient.
         let identity = |position: usize, recipient: &str| {
             match recipients[..position].iter().filter(|(_, earlier)| earlier == recipient).count() {
