@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use chrono::{DateTime, Utc};
 use mailhooks::event::Event;
 use mailhooks::providers::Provider;
-use mailhooks::store::{decode_raw, encode_raw, DynamoStore, EventKeys};
+use mailhooks::store::{decode_raw, DynamoStore, EventKeys};
 
 /// A fixed receive time keeps every run reproducible.
 pub fn now() -> DateTime<Utc> {
@@ -67,7 +67,10 @@ fn check_event(provider: &Provider, event: &Event, body: &str) {
         assert_eq!(recipient, &recipient.to_lowercase(), "recipients are lowercased");
     }
     assert!(event.tags.iter().all(|tag| !tag.is_empty()));
-    assert_eq!(decode_raw(&encode_raw(&event.raw)).expect("raw decodes"), event.raw);
+    let item = store().item(event).expect("every event encodes as an item");
+    if let Some(stored) = item.get("raw") {
+        assert_eq!(decode_raw(stored, &item).expect("raw decodes"), event.raw);
+    }
 
     let keys = EventKeys::of(event);
     assert!(keys.pk.len() <= PARTITION_KEY_LIMIT, "pk of {} bytes", keys.pk.len());
@@ -76,5 +79,4 @@ fn check_event(provider: &Provider, event: &Event, body: &str) {
     if let Some(gsi1pk) = &keys.gsi1pk {
         assert!(gsi1pk.len() <= PARTITION_KEY_LIMIT, "gsi1pk of {} bytes", gsi1pk.len());
     }
-    store().item(event).expect("every event encodes as an item");
 }

@@ -19,7 +19,8 @@ const CURSOR_KEY_PURPOSE: &str = "mailhooks events cursor v1";
 const TAG_BYTES: usize = 32;
 
 /// An item's primary key: enough to resume a Query right after it, on the table or an index
-/// (whose sort keys equal the table's `sk`).
+/// (which sorts on the table's `sk`; its partition key is the query's own, so an index's
+/// LastEvaluatedKey of `pk`, `sk` and `gsiNpk` is rebuilt from this and the partition).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ItemKey {
     pub pk: String,

@@ -24,7 +24,7 @@ use crate::raw_object::{
 use crate::store::{events_table_from_env, item_size, sdk_config, Item};
 
 /// Key attributes are how the table is organized, not part of an event.
-const KEY_ATTRIBUTES: [&str; 6] = ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"];
+const KEY_ATTRIBUTES: [&str; 4] = ["pk", "sk", "gsi1pk", "gsi2pk"];
 /// Events live under `MSG#` keys; other items sharing the table (suppressions) are not events.
 const EVENT_PK_PREFIX: &str = "MSG#";
 /// Base-table lookups of `raw` in flight at once for one page.
@@ -95,22 +95,14 @@ impl Source {
         }
     }
 
-    fn sort_attribute(self) -> &'static str {
-        match self {
-            Source::Table => "sk",
-            Source::ByRecipient => "gsi1sk",
-            Source::ByType => "gsi2sk",
-        }
-    }
-
     /// The ExclusiveStartKey that resumes right after `item`: the table's key, plus the
-    /// index's key on an index (for the table these are the same two attributes).
+    /// index's partition key on an index (the indexes sort on the table's `sk`; for the table
+    /// the partition key is `pk` itself).
     fn start_key(self, partition: &str, item: &ItemKey) -> Item {
         HashMap::from([
             ("pk".to_owned(), AttributeValue::S(item.pk.clone())),
             ("sk".to_owned(), AttributeValue::S(item.sk.clone())),
             (self.partition_attribute().to_owned(), AttributeValue::S(partition.to_owned())),
-            (self.sort_attribute().to_owned(), AttributeValue::S(item.sk.clone())),
         ])
     }
 }
@@ -403,10 +395,10 @@ impl EventReader {
     }
 }
 
-/// `partition = :partition`, narrowed to the time range on the sort key, so DynamoDB reads
-/// only matching items (a filter would read and bill the whole partition).
+/// `partition = :partition`, narrowed to the time range on the sort key (`sk`, on the table and
+/// both event indexes), so DynamoDB reads only matching items (a filter would read and bill the
+/// whole partition).
 fn key_condition(source: Source, partition: &str, range: &SortKeyRange) -> (String, Item) {
-    let sort = source.sort_attribute();
     let mut values = HashMap::from([(":partition".to_owned(), AttributeValue::S(partition.to_owned()))]);
     let mut text_value = |name: &str, text: &str| values.insert(name.to_owned(), AttributeValue::S(text.to_owned()));
     let range_condition = match (&range.since, &range.until) {
@@ -415,17 +407,17 @@ fn key_condition(source: Source, partition: &str, range: &SortKeyRange) -> (Stri
         (Some(since), Some(until)) => {
             text_value(":since", since);
             text_value(":until", until);
-            format!(" AND {sort} BETWEEN :since AND :until")
+            " AND sk BETWEEN :since AND :until"
         }
         (Some(since), None) => {
             text_value(":since", since);
-            format!(" AND {sort} >= :since")
+            " AND sk >= :since"
         }
         (None, Some(until)) => {
             text_value(":until", until);
-            format!(" AND {sort} < :until")
+            " AND sk < :until"
         }
-        (None, None) => String::new(),
+        (None, None) => "",
     };
     (format!("{} = :partition{range_condition}", source.partition_attribute()), values)
 }
@@ -441,8 +433,8 @@ fn entry(source: Source, item: Item) -> Result<Entry, ReadError> {
     Ok(Entry { key, item })
 }
 
-/// Takes the buffered item that comes next in `order` across all lanes. Sort keys are the
-/// same `{occurred_at}#{event_id}` on the table and both indexes, and unique.
+/// Takes the buffered item that comes next in `order` across all lanes. The table and both
+/// indexes sort on the same `sk`, `{occurred_at}#{event_id}`, which is unique.
 fn take_next(lanes: &mut [Lane], order: Order) -> Option<Taken> {
     let comes_first = |candidate: &str, best: &str| match order {
         Order::NewestFirst => candidate > best,
@@ -470,8 +462,9 @@ fn prepare_raw(taken: &mut Taken) -> Result<(), ReadError> {
     if let Some(value) = item.get(RAW_OBJECT_ATTRIBUTE) {
         let reference = RawObjectRef::from_attribute(value).ok_or(ReadError::MalformedRawObject)?;
         taken.raw_by_key = reference.bytes > ANSWER_BYTES;
-    } else if let Some(stored @ AttributeValue::B(_)) = item.get_mut("raw") {
-        *stored = AttributeValue::S(crate::store::decode_raw(stored).map_err(|_| ReadError::UnreadableRaw)?);
+    } else if let Some(stored @ AttributeValue::B(_)) = item.get("raw") {
+        let text = crate::store::decode_raw(stored, item).map_err(|_| ReadError::UnreadableRaw)?;
+        item.insert("raw".to_owned(), AttributeValue::S(text));
     }
     Ok(())
 }
@@ -538,16 +531,16 @@ fn event_json(mut item: Item, include_raw: bool, raw_by_key: bool) -> Result<Val
     }
     let raw = item.remove("raw");
     let raw_object = item.remove(RAW_OBJECT_ATTRIBUTE).and_then(|value| RawObjectRef::from_attribute(&value));
-    let mut event: Map<String, Value> = serde_dynamo::from_item(item).map_err(ReadError::Decode)?;
-    match (raw, raw_object) {
+    let answered = match (raw, raw_object) {
         (_, Some(RawObjectRef { key, sha256, bytes })) if include_raw && raw_by_key => {
-            let reference = serde_json::json!({"key": key, "sha256": sha256, "bytes": bytes});
-            event.insert(RAW_OBJECT_ATTRIBUTE.to_owned(), reference);
+            Some((RAW_OBJECT_ATTRIBUTE, serde_json::json!({"key": key, "sha256": sha256, "bytes": bytes})))
         }
-        (Some(raw), _) if include_raw => {
-            event.insert("raw".to_owned(), raw_json(raw)?);
-        }
-        _ => {}
+        (Some(raw), _) if include_raw => Some(("raw", raw_json(raw, &item)?)),
+        _ => None,
+    };
+    let mut event: Map<String, Value> = serde_dynamo::from_item(item).map_err(ReadError::Decode)?;
+    if let Some((name, value)) = answered {
+        event.insert(name.to_owned(), value);
     }
     Ok(Value::Object(event))
 }
@@ -558,12 +551,12 @@ fn expires_at(item: &Item) -> Option<i64> {
 }
 
 /// The provider's event as JSON; text that does not parse is answered as the text itself.
-fn raw_json(stored: AttributeValue) -> Result<Value, ReadError> {
+fn raw_json(stored: AttributeValue, item: &Item) -> Result<Value, ReadError> {
     // Text (inline, decoded for measuring, or read from its object) is used as it is: copying
     // megabytes of inbound mail once more would be wasted.
     let text = match stored {
         AttributeValue::S(text) => text,
-        compressed => crate::store::decode_raw(&compressed).map_err(|_| ReadError::UnreadableRaw)?,
+        compressed => crate::store::decode_raw(&compressed, item).map_err(|_| ReadError::UnreadableRaw)?,
     };
     Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
@@ -580,23 +573,25 @@ mod tests {
     fn the_time_range_is_part_of_the_key_condition() {
         let (condition, values) =
             key_condition(Source::ByType, "TYPE#bounced#2024-05-01#3", &range(Some("a"), Some("b")));
-        assert_eq!(condition, "gsi2pk = :partition AND gsi2sk BETWEEN :since AND :until");
+        assert_eq!(condition, "gsi2pk = :partition AND sk BETWEEN :since AND :until");
         assert_eq!(values.len(), 3);
         let (condition, _) = key_condition(Source::Table, "MSG#engagelab#m-1", &range(Some("a"), None));
         assert_eq!(condition, "pk = :partition AND sk >= :since");
         let (condition, _) = key_condition(Source::ByRecipient, "RCPT#a@x.com", &range(None, Some("b")));
-        assert_eq!(condition, "gsi1pk = :partition AND gsi1sk < :until");
+        assert_eq!(condition, "gsi1pk = :partition AND sk < :until");
         let (condition, values) = key_condition(Source::ByRecipient, "RCPT#a@x.com", &range(None, None));
         assert_eq!((condition.as_str(), values.len()), ("gsi1pk = :partition", 1));
     }
 
     #[test]
-    fn an_index_start_key_carries_both_keys() {
+    fn an_index_start_key_carries_the_table_key_and_the_index_partition() {
         let item = ItemKey { pk: "MSG#sendpost#m".into(), sk: "2024-05-01T00:00:00.000Z#ab".into() };
         let key = Source::ByRecipient.start_key("RCPT#a@x.com", &item);
-        assert_eq!(key.len(), 4);
+        assert_eq!(key.len(), 3);
         assert_eq!(key["gsi1pk"], AttributeValue::S("RCPT#a@x.com".into()));
-        assert_eq!(key["gsi1sk"], key["sk"]);
+        assert_eq!(key["sk"], AttributeValue::S(item.sk.clone()));
+        let key = Source::ByType.start_key("TYPE#opened#2024-05-01#3", &item);
+        assert_eq!(key.keys().filter(|name| name.starts_with("gsi")).collect::<Vec<_>>(), ["gsi2pk"]);
         assert_eq!(Source::Table.start_key("MSG#sendpost#m", &item).len(), 2);
     }
 
@@ -604,7 +599,7 @@ mod tests {
     fn events_leave_out_keys_and_raw_unless_asked() {
         let item: Item = HashMap::from([
             ("pk".to_owned(), AttributeValue::S("MSG#x#m".into())),
-            ("gsi2sk".to_owned(), AttributeValue::S("t#e".into())),
+            ("gsi2pk".to_owned(), AttributeValue::S("TYPE#opened#2024-05-01#3".into())),
             ("event_id".to_owned(), AttributeValue::S("e".into())),
             ("smtp_code".to_owned(), AttributeValue::N("550".into())),
             ("raw".to_owned(), AttributeValue::S(r#"{"a": 1}"#.into())),
@@ -616,6 +611,6 @@ mod tests {
 
     #[test]
     fn raw_that_is_not_json_stays_text() {
-        assert_eq!(raw_json(AttributeValue::S("not {json".into())).unwrap(), Value::String("not {json".into()));
+        assert_eq!(raw_json(AttributeValue::S("not {json".into()), &Item::new()).unwrap(), Value::String("not {json".into()));
     }
 }

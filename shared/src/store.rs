@@ -22,7 +22,8 @@ use crate::raw_object::{
 use crate::suppression::{
     soft_bounce_threshold_from_env, SuppressionError, SuppressionWriter, DEFAULT_SOFT_BOUNCE_THRESHOLD,
 };
-/// How `raw` is stored (zlib with the provider's preset dictionary, or text): `raw_codec`.
+/// How `raw` is stored (zlib with the provider's preset dictionary and the item's own texts, or
+/// text): `raw_codec`.
 pub use crate::raw_codec::{decode_raw, encode_raw, RawDecodeError};
 use crate::raw_codec::encode_raw_within;
 
@@ -156,7 +157,8 @@ impl DynamoStore {
         // Escaping at most doubles a text, so only a long one needs counting.
         let answerable_inline =
             event.raw.len() as u64 * 2 <= ANSWER_BYTES || answer_bytes(&event.raw) <= ANSWER_BYTES;
-        let inline = answerable_inline.then(|| encode_raw_within(&event.provider, &event.raw, room)).flatten();
+        let inline =
+            answerable_inline.then(|| encode_raw_within(&event.provider, &event.raw, &item, room)).flatten();
         if let Some(raw) = inline {
             item.insert("raw".into(), raw);
             return Ok(PlannedItem { item, raw_object: None });
@@ -174,13 +176,13 @@ impl DynamoStore {
         }
         let keys = EventKeys::of(event);
         item.insert("pk".into(), AttributeValue::S(keys.pk));
-        item.insert("sk".into(), AttributeValue::S(keys.sk.clone()));
+        // Both event indexes sort on `sk` itself: a copy under another name would cost every
+        // item and index entry its bytes again.
+        item.insert("sk".into(), AttributeValue::S(keys.sk));
         if let Some(recipient_pk) = keys.gsi1pk {
             item.insert("gsi1pk".into(), AttributeValue::S(recipient_pk));
-            item.insert("gsi1sk".into(), AttributeValue::S(keys.sk.clone()));
         }
         item.insert("gsi2pk".into(), AttributeValue::S(keys.gsi2pk));
-        item.insert("gsi2sk".into(), AttributeValue::S(keys.sk));
         if self.retention_days > 0 {
             let expires_at = event.received_at.timestamp() + i64::from(self.retention_days) * 86_400;
             item.insert("expires_at".into(), AttributeValue::N(expires_at.to_string()));
@@ -458,7 +460,7 @@ mod tests {
         assert!(subject.starts_with(&"é".repeat(100)));
         let note = item["metadata"].as_m().unwrap()["custom_args"].as_m().unwrap()["note"].as_s().unwrap();
         assert!(note.ends_with('…'));
-        assert_eq!(decode_raw(&item["raw"]).unwrap(), event.raw);
+        assert_eq!(decode_raw(&item["raw"], &item).unwrap(), event.raw);
     }
 
     #[test]

@@ -349,7 +349,7 @@ fn check_table(
         let Some(item) = found else {
             return Some(format!("event {} was accepted but not stored", event.event_id));
         };
-        match decode_raw(&item["raw"]) {
+        match decode_raw(&item["raw"], item) {
             Ok(kept) if kept == event.raw => {}
             Ok(kept) => return Some(format!("raw of {} bytes stored, {} bytes sent", kept.len(), event.raw.len())),
             Err(error) => return Some(format!("event {}: {error}", event.event_id)),

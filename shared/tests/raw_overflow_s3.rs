@@ -223,7 +223,7 @@ async fn a_raw_no_answer_can_carry_goes_to_s3_even_when_it_compresses_small_and_
     let body = route_body("\"".repeat(1_550_000), prose(1_000), prose(1_000));
     let event = parsed(&body);
     assert!(answer_bytes(&event.raw) > ANSWER_BYTES, "{} bytes answered", answer_bytes(&event.raw));
-    let compressed = mailhooks::store::encode_raw(&event.provider, &event.raw);
+    let compressed = mailhooks::store::encode_raw(&event.provider, &event.raw, &HashMap::new());
     assert!(matches!(&compressed, AttributeValue::B(blob) if blob.as_ref().len() < MAX_ITEM_BYTES / 2), "it would fit");
 
     assert_eq!(post(&receiver, &body).await, (200, json!({"stored": 1, "duplicates": 0})));

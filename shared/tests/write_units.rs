@@ -2,15 +2,15 @@
 //! (moto does not report per-index consumed capacity, so the units are computed from sizes).
 //! Bodies are measured compact, as providers send them (the seed documents pretty-print).
 //!
-//! The target is 3 units (1 for the item, 1 per index entry). `raw` is stored with the
-//! provider's preset dictionary (`mailhooks::raw_codec`), but the attributes the design fixes
-//! (keys and normalized fields) already take 700 to 1,000 bytes of the item's first kilobyte
-//! for most samples, leaving less room than their `raw` needs. Those samples are listed in
-//! [`OVER_TARGET`] and must stay within 4 units; every other sample must meet 3, and a listed
-//! sample that meets 3 fails the test too, so the list stays exact.
-//! `cargo test -p mailhooks --test write_units -- --nocapture` prints the table in the README:
-//! per event the base item's bytes split into keys, `raw` and the other attributes, and how much
-//! room the first kilobyte leaves for `raw`.
+//! The target is 3 units (1 for the item, 1 per index entry). Both indexes sort on the table's
+//! own `sk`, so no item or entry carries a copy of it; `raw` is compressed with the provider's
+//! preset dictionary followed by the item's own texts (`mailhooks::raw_codec`), so it does not
+//! spell out a second time what the normalized attributes already hold. The samples still over
+//! are listed in [`OVER_TARGET`] and must stay within 4 units; every other sample must meet 3,
+//! and a listed sample that meets 3 fails the test too, so the list stays exact.
+//! `cargo test -p mailhooks --test write_units -- --nocapture` prints the table: per event the
+//! base item's bytes split into keys, `raw` and the other attributes, and how much room the
+//! first kilobyte leaves for `raw`.
 
 use std::path::Path;
 
@@ -26,52 +26,27 @@ const INDEX_ENTRY_OVERHEAD: usize = 100;
 const WRITE_UNIT_BYTES: usize = 1024;
 const TARGET_UNITS: usize = 3;
 const CEILING_UNITS: usize = 4;
-/// The table's and indexes' key attributes (their values are fixed by the table's design).
-const ALL_KEYS: [&str; 6] = ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"];
+/// The table's and indexes' key attributes; both indexes sort on the table's `sk`.
+const ALL_KEYS: [&str; 4] = ["pk", "sk", "gsi1pk", "gsi2pk"];
 
 /// Samples (`provider/file`) that need 4 units: their item without `raw` leaves less room in
-/// the first kilobyte than `raw` needs even with the provider's dictionary (the printed table
-/// shows the bytes). SendPost sends the whole message (recipients, cc, bcc, custom fields,
-/// headers) with every event, about 1.7 KB of JSON, and its attributes other than `raw` take
-/// 800 to 990 bytes; EngageLab opens, clicks and bounces carry 75-character message ids (in
-/// `pk`, `message_id` and twice in `raw`) and long reasons; Tencent SES opens and clicks carry
-/// a user agent (in `user_agent` and `raw`) and its bounces and deferrals a reason.
+/// the first kilobyte than `raw` needs even so (the printed table shows the bytes). SendPost
+/// sends the whole message (recipients, cc, bcc, custom fields, headers) with every event, about
+/// 1.7 KB of JSON that compresses to about 300 bytes, and its opens, clicks and bounces add a
+/// user agent or a reason to 650 to 710 bytes of other attributes; an inbound EngageLab `route`
+/// carries its headers in `metadata`.
 const OVER_TARGET: &[&str] = &[
-    "engagelab/click",
-    "engagelab/click_label_id_string",
-    "engagelab/invalid_email",
-    "engagelab/open",
-    "engagelab/open_task_id_number",
     "engagelab/route",
-    "engagelab/soft_bounce",
-    "engagelab/unsubscribe",
     "sendpost/batch",
     "sendpost/clicked",
-    "sendpost/delivered",
-    "sendpost/dropped",
     "sendpost/hard_bounced",
-    "sendpost/message_fallbacks",
     "sendpost/opened",
-    "sendpost/processed",
     "sendpost/second_recipient",
     "sendpost/smtp_code_as_string",
     "sendpost/soft_bounced",
-    "sendpost/spam",
-    "sendpost/submitted_at_millis",
-    "sendpost/type_as_string",
-    "sendpost/unknown_type",
-    "sendpost/unsubscribed",
-    "sendpost/without_event_id",
-    "tencent_ses/batch",
-    "tencent_ses/bounce_soft",
-    "tencent_ses/click",
-    "tencent_ses/deferred",
-    "tencent_ses/delivered",
-    "tencent_ses/eventid_only",
-    "tencent_ses/open",
-    "tencent_ses/spamreport",
-    "tencent_ses/unsubscribe",
 ];
+/// Sample events that must meet [`TARGET_UNITS`], at least.
+const MIN_WITHIN_TARGET: usize = 45;
 
 fn value_size(value: &AttributeValue) -> usize {
     match value {
@@ -98,16 +73,16 @@ fn units(bytes: usize) -> usize {
     bytes.div_ceil(WRITE_UNIT_BYTES)
 }
 
-/// The GSI entry holds its own keys, the table's keys and every attribute but `raw`
-/// (template.yaml's INCLUDE projection), plus the overhead.
-fn index_entry_units(item: &Item, index_keys: [&str; 2]) -> usize {
-    if !item.contains_key(index_keys[0]) {
+/// The GSI entry holds its partition key, the table's keys (its sort key among them) and every
+/// attribute but `raw` (template.yaml's INCLUDE projection), plus the overhead.
+fn index_entry_units(item: &Item, partition_key: &str) -> usize {
+    if !item.contains_key(partition_key) {
         return 0;
     }
     let projected = item.keys().filter(|name| {
         name.as_str() != "raw" && !name.starts_with("gsi") && !KEY_ATTRIBUTES.contains(&name.as_str())
     });
-    let keys = item.keys().filter(|name| index_keys.contains(&name.as_str()) || KEY_ATTRIBUTES.contains(&name.as_str()));
+    let keys = item.keys().filter(|name| name.as_str() == partition_key || KEY_ATTRIBUTES.contains(&name.as_str()));
     units(attributes_size(item, projected) + attributes_size(item, keys) + INDEX_ENTRY_OVERHEAD)
 }
 
@@ -166,8 +141,8 @@ fn every_sample_event_meets_the_write_unit_target_or_is_listed() {
                 let item = store.item(&event).unwrap();
                 let base = units(attributes_size(&item, item.keys()));
                 let total = base
-                    + index_entry_units(&item, ["gsi1pk", "gsi1sk"])
-                    + index_entry_units(&item, ["gsi2pk", "gsi2sk"]);
+                    + index_entry_units(&item, "gsi1pk")
+                    + index_entry_units(&item, "gsi2pk");
                 let name = format!("{}/{}", provider.name, path.file_stem().unwrap().to_string_lossy());
                 report.push(describe(&name, &item, total));
                 within_target += usize::from(total <= TARGET_UNITS);
@@ -187,4 +162,5 @@ fn every_sample_event_meets_the_write_unit_target_or_is_listed() {
     println!("{within_target} of {events} sample events within {TARGET_UNITS} write units, the rest within {CEILING_UNITS}");
     assert_eq!(events, 55, "the sample set changed: review OVER_TARGET");
     assert!(failures.is_empty(), "{failures:#?}");
+    assert!(within_target >= MIN_WITHIN_TARGET, "{within_target} within {TARGET_UNITS} units");
 }
