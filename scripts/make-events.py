@@ -5,6 +5,10 @@ Each fixture (a provider's JSON body) becomes an API Gateway HTTP API (payload 2
 signed with the documented local test secrets, for `sam local invoke -e`, `scripts/send-event`
 and the tests. EngageLab signatures carry a fixed timestamp, so they go stale: the tests and
 scripts/send-event re-sign them with the current time.
+
+events/function-url/ gets the same requests as a Lambda function URL delivers them (the
+template's Ingress=FunctionUrl): one `delivered` callback per provider, posted to the URL's
+own path `/`, and the read API samples `events-api/recipient` and `suppressions-api/status`.
 """
 
 import hashlib
@@ -92,6 +96,47 @@ def api_gateway_event(provider: str, name: str, body: str) -> dict:
     return event
 
 
+FUNCTION_URL_ID = "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6"
+FUNCTION_URL_HOST = f"{FUNCTION_URL_ID}.lambda-url.us-east-1.on.aws"
+# The read API samples as a function URL delivers them, by name under events/.
+FUNCTION_URL_READS = {"events-api": "events-api/recipient", "suppressions-api": "suppressions-api/status"}
+
+
+def function_url_event(event: dict, path: str) -> dict:
+    """An API Gateway HTTP API event as a function URL (AuthType NONE) delivers the same request:
+    route `$default`, the URL's own host and path, no path parameters, Lambda's forwarding headers."""
+    event = json.loads(json.dumps(event))
+    event.pop("pathParameters", None)
+    event["routeKey"] = "$default"
+    event["rawPath"] = path
+    event["headers"].update({
+        "host": FUNCTION_URL_HOST,
+        "x-amzn-tls-version": "TLSv1.3",
+        "x-amzn-tls-cipher-suite": "TLS_AES_128_GCM_SHA256",
+        "x-amzn-trace-id": "Root=1-65540e40-3c2a5f9e6b7d8a9b0c1d2e3f",
+        "x-forwarded-for": "203.0.113.7",
+        "x-forwarded-port": "443",
+        "x-forwarded-proto": "https",
+    })
+    context = event["requestContext"]
+    context.update({
+        "accountId": "anonymous",
+        "apiId": FUNCTION_URL_ID,
+        "domainName": FUNCTION_URL_HOST,
+        "domainPrefix": FUNCTION_URL_ID,
+        "routeKey": "$default",
+        "stage": "$default",
+    })
+    context["http"].update({"path": path, "sourceIp": "203.0.113.7"})
+    context["requestId"] = context["requestId"].replace("sample-", "sample-function-url-", 1)
+    return event
+
+
+def write(path: pathlib.Path, event: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(event, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def main() -> int:
     written = 0
     for provider in ROUTES:
@@ -103,8 +148,15 @@ def main() -> int:
                 continue
             body = fixture.read_text(encoding="utf-8")
             event = api_gateway_event(provider, fixture.stem, body)
-            (target / fixture.name).write_text(json.dumps(event, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            write(target / fixture.name, event)
             written += 1
+            if fixture.stem == "delivered":
+                write(EVENTS / "function-url" / f"{provider}.json", function_url_event(event, "/"))
+                written += 1
+    for name, sample in FUNCTION_URL_READS.items():
+        event = json.loads((EVENTS / f"{sample}.json").read_text(encoding="utf-8"))
+        write(EVENTS / "function-url" / f"{name}.json", function_url_event(event, event["rawPath"]))
+        written += 1
     print(f"wrote {written} events under events/")
     return 0
 

@@ -246,6 +246,11 @@ impl SampleEvent {
         SampleEvent::load(provider, name)
     }
 
+    /// The provider's callback as a Lambda function URL delivers it: `events/function-url/`.
+    pub fn function_url(provider: &'static mailhooks::providers::Provider) -> SampleEvent {
+        SampleEvent::load(provider, &format!("function-url/{}", provider.name))
+    }
+
     fn load(provider: &'static mailhooks::providers::Provider, name: &str) -> SampleEvent {
         let path = repo_root().join("events").join(format!("{name}.json"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
