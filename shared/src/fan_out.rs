@@ -163,7 +163,11 @@ impl Publisher {
 
     /// Publishes what the batch's records call for, before `deadline` (the invocation's); the
     /// answer names every record that was not published.
-    pub async fn handle(&self, batch: StreamBatch, deadline: SystemTime) -> Result<DynamoDbEventResponse, PublishError> {
+    pub async fn handle(
+        &self,
+        batch: StreamBatch,
+        deadline: SystemTime,
+    ) -> Result<DynamoDbEventResponse, PublishError> {
         let started = Instant::now();
         let mut tally = Tally::default();
         let mut failed = Vec::new();
@@ -203,7 +207,16 @@ impl Publisher {
                 records, published, skipped, unpublishable, refused, rounds, elapsed_ms, error = %cause,
                 "stream batch partly published"
             ),
-            _ => tracing::info!(records, published, skipped, unpublishable, refused, rounds, elapsed_ms, "stream batch published"),
+            _ => tracing::info!(
+                records,
+                published,
+                skipped,
+                unpublishable,
+                refused,
+                rounds,
+                elapsed_ms,
+                "stream batch published"
+            ),
         }
         let mut response = DynamoDbEventResponse::default();
         for sequence_number in failed {
@@ -217,7 +230,12 @@ impl Publisher {
     /// Puts the entries in rounds, each round sending again only those refused in the one
     /// before; the entries still refused after the last round (or when time runs out), and
     /// the last cause.
-    async fn publish(&self, mut pending: Vec<Pending>, deadline: SystemTime, tally: &mut Tally) -> (Vec<Pending>, Option<String>) {
+    async fn publish(
+        &self,
+        mut pending: Vec<Pending>,
+        deadline: SystemTime,
+        tally: &mut Tally,
+    ) -> (Vec<Pending>, Option<String>) {
         let mut cause = None;
         let mut backoff = FIRST_BACKOFF;
         while !pending.is_empty() && tally.rounds < ROUNDS {
@@ -432,7 +450,8 @@ mod tests {
         let counting = item(json!({"recipient": "a@x.com", "soft_bounces": ["m1"]}));
         let suppressed = item(json!({"recipient": "a@x.com", "suppressed": true, "reason": "complained",
                                      "provider": "sendpost", "since": "2024-05-01T00:00:00.000Z"}));
-        let lifted = item(json!({"recipient": "a@x.com", "suppressed": false, "lifted_at": "2024-06-01T00:00:00.000Z"}));
+        let lifted =
+            item(json!({"recipient": "a@x.com", "suppressed": false, "lifted_at": "2024-06-01T00:00:00.000Z"}));
         assert_eq!(suppression_detail(&counting, &counting).unwrap(), None);
         assert_eq!(suppression_detail(&suppressed, &suppressed).unwrap(), None);
         assert_eq!(suppression_detail(&Item::default(), &counting).unwrap(), None);
@@ -440,6 +459,9 @@ mod tests {
         let lift = suppression_detail(&suppressed, &lifted).unwrap().unwrap();
         assert_eq!(lift["reason"], "complained");
         assert_eq!(lift["lifted_at"], "2024-06-01T00:00:00.000Z");
-        assert!(matches!(suppression_detail(&lifted, &item(json!({"suppressed": true}))), Err(RecordError::Missing("recipient"))));
+        assert!(matches!(
+            suppression_detail(&lifted, &item(json!({"suppressed": true}))),
+            Err(RecordError::Missing("recipient"))
+        ));
     }
 }

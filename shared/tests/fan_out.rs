@@ -120,8 +120,7 @@ impl Stack {
     async fn delivered(&self, queue: &str) -> Vec<(String, Value)> {
         let mut delivered = Vec::new();
         loop {
-            let output =
-                self.sqs.receive_message().queue_url(queue).max_number_of_messages(10).send().await.unwrap();
+            let output = self.sqs.receive_message().queue_url(queue).max_number_of_messages(10).send().await.unwrap();
             let messages = output.messages.unwrap_or_default();
             if messages.is_empty() {
                 return delivered;
@@ -130,7 +129,13 @@ impl Stack {
                 let event: Value = serde_json::from_str(message.body().unwrap()).unwrap();
                 assert_eq!(event["source"], SOURCE);
                 delivered.push((event["detail-type"].as_str().unwrap().to_owned(), event["detail"].clone()));
-                self.sqs.delete_message().queue_url(queue).receipt_handle(message.receipt_handle().unwrap()).send().await.unwrap();
+                self.sqs
+                    .delete_message()
+                    .queue_url(queue)
+                    .receipt_handle(message.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
             }
         }
     }
@@ -286,7 +291,8 @@ async fn every_stored_event_reaches_the_queue_once_with_its_detail() {
     let items = stack.items().await;
     let events: Vec<&Map<String, Value>> =
         items.iter().filter(|item| item["pk"].as_str().unwrap().starts_with("MSG#")).collect();
-    let suppressed: Vec<&Map<String, Value>> = items.iter().filter(|item| item.get("suppressed") == Some(&json!(true))).collect();
+    let suppressed: Vec<&Map<String, Value>> =
+        items.iter().filter(|item| item.get("suppressed") == Some(&json!(true))).collect();
     assert!(events.len() > 20 && !suppressed.is_empty());
     // Soft bounces counted and triggers added change suppression items without changing
     // whether anyone is suppressed: those records are in the stream and publish nothing.
@@ -459,7 +465,13 @@ async fn read_request(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) ->
 
 /// Events of several messages, stored, and their records from the stream.
 async fn stored_event_records(stack: &mut Stack) -> Vec<Value> {
-    for name in ["sendpost/delivered", "sendpost/opened", "sendpost/clicked", "tencent_ses/batch", "engagelab/target_two_recipients"] {
+    for name in [
+        "sendpost/delivered",
+        "sendpost/opened",
+        "sendpost/clicked",
+        "tencent_ses/batch",
+        "engagelab/target_two_recipients",
+    ] {
         stack.post(&SampleEvent::named(name)).await;
     }
     let records: Vec<Value> = stack.stream.read().await.into_iter().filter(is_event_insert).collect();
@@ -495,8 +507,12 @@ async fn entries_eventbridge_refuses_are_tried_again_then_reported_as_failures()
         .iter()
         .map(|detail| detail["event_id"].as_str().unwrap().to_owned())
         .collect();
-    let expected: HashSet<String> =
-        records.iter().enumerate().filter(|(i, _)| ![0, 3].contains(i)).map(|(_, record)| event_id_of(record).to_owned()).collect();
+    let expected: HashSet<String> = records
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| ![0, 3].contains(i))
+        .map(|(_, record)| event_id_of(record).to_owned())
+        .collect();
     assert_eq!(accepted, expected, "the entry refused once went through on a later try");
     assert_eq!(endpoint.accepted.lock().unwrap().len(), records.len() - 2, "and nothing twice");
 }
