@@ -10,6 +10,8 @@ pub mod engagelab_cli;
 #[cfg(feature = "engagelab-api")]
 pub mod engagelab_registration;
 pub mod event;
+#[cfg(feature = "publisher")]
+pub mod fan_out;
 pub mod json;
 pub mod providers;
 pub mod http;
