@@ -12,8 +12,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_dynamodbstreams::types::{AttributeValue as StreamValue, Record, ShardIteratorType};
 use base64::Engine;
+use mailhooks::event::{event_id, Event, EventIdentity, EventType};
 use mailhooks::fan_out::{eventbridge_timeouts, Publisher, StreamBatch, EMAIL_EVENT, SOURCE, SUPPRESSION_CHANGED};
 use mailhooks::http::WebhookReceiver;
+use mailhooks::store::EventStore;
 use mailhooks::suppression::SuppressionList;
 use serde_json::{json, Map, Value};
 use support::{LocalDynamo, SampleEvent};
@@ -118,24 +120,27 @@ impl Stack {
 
     /// The events EventBridge delivered to `queue` so far (taken off it), as (detail type, detail).
     async fn delivered(&self, queue: &str) -> Vec<(String, Value)> {
-        let mut delivered = Vec::new();
+        let events = self.received(queue).await;
+        assert!(events.iter().all(|event| event["source"] == SOURCE));
+        events
+            .into_iter()
+            .map(|event| (event["detail-type"].as_str().unwrap().to_owned(), event["detail"].clone()))
+            .collect()
+    }
+
+    /// The events EventBridge delivered to `queue` so far, taken off it.
+    async fn received(&self, queue: &str) -> Vec<Value> {
+        let mut received = Vec::new();
         loop {
             let output = self.sqs.receive_message().queue_url(queue).max_number_of_messages(10).send().await.unwrap();
             let messages = output.messages.unwrap_or_default();
             if messages.is_empty() {
-                return delivered;
+                return received;
             }
             for message in messages {
-                let event: Value = serde_json::from_str(message.body().unwrap()).unwrap();
-                assert_eq!(event["source"], SOURCE);
-                delivered.push((event["detail-type"].as_str().unwrap().to_owned(), event["detail"].clone()));
-                self.sqs
-                    .delete_message()
-                    .queue_url(queue)
-                    .receipt_handle(message.receipt_handle().unwrap())
-                    .send()
-                    .await
-                    .unwrap();
+                received.push(serde_json::from_str(message.body().unwrap()).unwrap());
+                let receipt = message.receipt_handle().unwrap();
+                self.sqs.delete_message().queue_url(queue).receipt_handle(receipt).send().await.unwrap();
             }
         }
     }
@@ -553,4 +558,97 @@ async fn a_malformed_record_is_reported_and_the_others_published() {
     // A record without a sequence number cannot be named: the batch fails whole.
     records[0]["dynamodb"].as_object_mut().unwrap().remove("SequenceNumber");
     assert!(stack.publisher().handle(batch(&records), in_a_minute()).await.is_err());
+}
+
+/// The mapping's filter patterns, as `template.yaml` writes them.
+fn template_filters() -> Vec<Value> {
+    let script = "import json, sys, yaml\n\
+                  class Loader(yaml.SafeLoader): pass\n\
+                  Loader.add_multi_constructor('!', lambda loader, suffix, node: None)\n\
+                  template = yaml.load(open(sys.argv[1]), Loader=Loader)\n\
+                  mapping = template['Resources']['EventsPublisherStream']['Properties']\n\
+                  print(json.dumps([f['Pattern'] for f in mapping['FilterCriteria']['Filters']]))\n";
+    let output = std::process::Command::new(support::tool("python3"))
+        .args(["-c", script])
+        .arg(support::repo_root().join("template.yaml"))
+        .output()
+        .expect("python3 runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let patterns: Vec<String> = serde_json::from_slice(&output.stdout).unwrap();
+    patterns.iter().map(|pattern| serde_json::from_str(pattern).expect("a filter is JSON")).collect()
+}
+
+#[tokio::test]
+async fn the_templates_filters_pass_exactly_the_records_the_function_publishes() {
+    let mut stack = Stack::new().await;
+    for sample in SampleEvent::all() {
+        stack.post(&sample).await;
+    }
+    // A lift, and a new suppression of the same recipient after it.
+    let list = SuppressionList::new(LocalDynamo::shared().client(), &stack.table);
+    let recipient = "hard@bounce.example";
+    let mut complaint = Event::new("sendpost", EventType::Complained, chrono::Utc::now(), chrono::Utc::now(), "{}");
+    complaint.event_id = event_id("sendpost", EventIdentity::ProviderId("filters-1"), None);
+    complaint.recipient = Some(recipient.to_owned());
+    let store = LocalDynamo::shared().store(&stack.table, 0);
+    store.put_events(std::slice::from_ref(&complaint)).await.unwrap();
+    list.lift(recipient, "support desk", chrono::Utc::now()).await.unwrap().expect("suppressed");
+    complaint.event_id = event_id("sendpost", EventIdentity::ProviderId("filters-2"), None);
+    store.put_events(&[complaint]).await.unwrap();
+    let records = stack.stream.read().await;
+
+    // What the function publishes: the records whose entries an endpoint refusing every entry
+    // hands back.
+    let refusing = RefusingEventBridge::start(|_, _| true).await;
+    let publisher = Publisher::new(eventbridge_client(&refusing.endpoint), "bus");
+    let published: HashSet<String> =
+        failures(&publisher.handle(batch(&records), in_a_minute()).await.unwrap()).into_iter().collect();
+
+    // What the filters pass, by EventBridge's matching of the same pattern language: each
+    // record goes onto the bus as the detail of an entry, behind one rule per filter.
+    let local = LocalDynamo::shared();
+    let events = eventbridge_client(&local.endpoint);
+    let queue = stack.sqs.create_queue().queue_name(unique("filtered")).send().await.unwrap().queue_url.unwrap();
+    let queue_arn = stack
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&queue)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    let filters = template_filters();
+    assert_eq!(filters.len(), 4);
+    for filter in filters {
+        let name = unique("filter");
+        let pattern = json!({"source": ["stream"], "detail": filter}).to_string();
+        events.put_rule().name(&name).event_bus_name(&stack.bus).event_pattern(pattern).send().await.unwrap();
+        let target = aws_sdk_eventbridge::types::Target::builder().id("queue").arn(&queue_arn).build().unwrap();
+        events.put_targets().rule(&name).event_bus_name(&stack.bus).targets(target).send().await.unwrap();
+    }
+    for chunk in records.chunks(10) {
+        let entries = chunk.iter().map(|record| {
+            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                .source("stream")
+                .detail_type("record")
+                .detail(record.to_string())
+                .event_bus_name(&stack.bus)
+                .build()
+        });
+        let output = events.put_events().set_entries(Some(entries.collect())).send().await.unwrap();
+        assert_eq!(output.failed_entry_count, 0);
+    }
+    let passed: HashSet<String> = stack
+        .received(&queue)
+        .await
+        .into_iter()
+        .map(|event| event["detail"]["dynamodb"]["SequenceNumber"].as_str().unwrap().to_owned())
+        .collect();
+
+    let changes = records.iter().filter(|record| !is_event_insert(record)).count();
+    assert!(published.len() > changes && published.len() < records.len());
+    assert_eq!(passed, published);
 }

@@ -21,7 +21,7 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// A tool from the repository's virtualenv (made by `scripts/test`), else from PATH.
-fn tool(name: &str) -> PathBuf {
+pub fn tool(name: &str) -> PathBuf {
     let local = repo_root().join(".venv/bin").join(name);
     if local.exists() {
         local
