@@ -33,8 +33,12 @@ mailhooks_tools() {
     || [ ! -x "$MAILHOOKS_VENV/bin/moto_server" ] || [ ! -x "$MAILHOOKS_VENV/bin/sam" ] \
     || [ ! -x "$MAILHOOKS_VENV/bin/cfn-lint" ] || [ ! -x "$MAILHOOKS_VENV/bin/cargo-lambda" ]; then
     echo "tools: installing ${MAILHOOKS_PIP_PINS[*]} into .venv (a few minutes on a fresh machine)" >&2
-    "$MAILHOOKS_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-      "${MAILHOOKS_PIP_PINS[@]}" || return 1
+    # Downloads are unpacked under .venv rather than the system temp folder,
+    # which can be a small in-memory one, and no wheel cache is kept.
+    mkdir -p "$MAILHOOKS_VENV/tmp"
+    TMPDIR="$MAILHOOKS_VENV/tmp" "$MAILHOOKS_VENV/bin/python" -m pip install --quiet \
+      --disable-pip-version-check --no-cache-dir "${MAILHOOKS_PIP_PINS[@]}" || return 1
+    rm -rf "$MAILHOOKS_VENV/tmp"
     printf '%s\n' "$want" >"$stamp"
   fi
 }
