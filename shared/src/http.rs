@@ -4,6 +4,7 @@
 //! failures to statuses. Handlers always answer; they never return a runtime error.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
@@ -15,10 +16,11 @@ use serde_json::json;
 
 use crate::auth::{AuthError, AuthRequest, Authenticator, BearerToken, ConfigError};
 use crate::cursor::CursorKey;
+use crate::metrics::{tally, MetricsSink, Outcome, RequestMetrics, Stdout};
 use crate::providers::{Env, PayloadError, Provider};
 use crate::query::{EventQuery, ParameterError};
 use crate::reader::{EventPage, EventReader, ReadError};
-use crate::store::{EventStore, StoreError, StoredCounts};
+use crate::store::{EventStore, StoreError, StoreReport};
 use crate::suppression::{address_from_path, ListQuery, SuppressionError, SuppressionList};
 
 /// Lambda's own request payload limit; a larger body could never have been delivered whole.
@@ -61,6 +63,19 @@ impl HttpError {
         }
     }
 
+    /// The `Outcome` of a refused or failed request in the `Requests` metric.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            HttpError::Unauthorized(_) => Outcome::Unauthorized,
+            HttpError::PayloadTooLarge => Outcome::TooLarge,
+            HttpError::MethodNotAllowed(_)
+            | HttpError::BadPayload(_)
+            | HttpError::BadParameter(_)
+            | HttpError::NotFound(_) => Outcome::BadRequest,
+            HttpError::Storage(_) | HttpError::Read(_) | HttpError::Suppressions(_) => Outcome::StorageFailed,
+        }
+    }
+
     /// `{"error": "..."}`; the message never carries secrets, and a storage failure's cause
     /// stays in the log.
     pub fn into_response(self) -> Response<Body> {
@@ -76,11 +91,12 @@ pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<B
         .expect("a status and a static header always make a valid response")
 }
 
-/// One provider's webhook: authenticate, normalize, store.
+/// One provider's webhook: authenticate, normalize, store, count.
 pub struct WebhookReceiver<S> {
     provider: &'static Provider,
     authenticator: Authenticator,
     store: S,
+    metrics: Arc<dyn MetricsSink>,
 }
 
 impl<S: EventStore> WebhookReceiver<S> {
@@ -91,59 +107,82 @@ impl<S: EventStore> WebhookReceiver<S> {
                 "no webhook secret is configured: every request will be refused with 401"
             );
         }
-        WebhookReceiver { provider, authenticator, store }
+        WebhookReceiver { provider, authenticator, store, metrics: Arc::new(Stdout) }
+    }
+
+    /// Metrics go to `sink` instead of standard output.
+    pub fn with_metrics(self, sink: impl MetricsSink + 'static) -> Self {
+        WebhookReceiver { metrics: Arc::new(sink), ..self }
     }
 
     pub fn from_env(provider: &'static Provider, env: Env<'_>, store: S) -> Result<Self, ConfigError> {
         Ok(Self::new(provider, (provider.authenticator)(env)?, store))
     }
 
-    /// Answers every request; the outcome is logged as one line without body or secrets.
+    /// Answers every request. Each is logged as one line without body, secrets, addresses or
+    /// ids but the Lambda request id, and counted in one metrics document written before the
+    /// answer is returned.
     pub async fn handle(&self, request: Request) -> Result<Response<Body>, Infallible> {
         let started = Instant::now();
+        let provider = self.provider.name;
+        let request_id = request.lambda_context_ref().map(|context| context.request_id.as_str());
         let outcome = self.receive(&request).await;
         let elapsed_ms = started.elapsed().as_millis() as u64;
-        let response = match outcome {
-            Ok((events, counts)) => {
+        let (response, metrics) = match outcome {
+            Ok(report) => {
+                let (stored, duplicates) = (report.stored.len(), report.duplicates);
+                let outcome = if stored == 0 { Outcome::Duplicate } else { Outcome::Stored };
                 tracing::info!(
-                    provider = self.provider.name,
+                    provider,
+                    request_id,
                     status = 200,
-                    events,
-                    stored = counts.stored,
-                    duplicates = counts.duplicates,
+                    outcome = outcome.as_str(),
+                    stored,
+                    duplicates,
+                    suppressed = report.suppressed.len(),
                     elapsed_ms,
                     "webhook stored"
                 );
-                json_response(
-                    StatusCode::OK,
-                    &json!({ "stored": counts.stored, "duplicates": counts.duplicates }),
-                )
+                let metrics = RequestMetrics {
+                    provider,
+                    outcome,
+                    events: tally(report.stored.iter().map(|event_type| event_type.as_str())),
+                    suppressions: tally(report.suppressed.iter().map(|reason| reason.as_str())),
+                    request_id,
+                };
+                (json_response(StatusCode::OK, &json!({ "stored": stored, "duplicates": duplicates })), metrics)
             }
             Err(error) => {
-                let status = error.status().as_u16();
+                let (status, outcome) = (error.status().as_u16(), error.outcome());
                 match &error {
                     HttpError::Storage(cause) => tracing::error!(
-                        provider = self.provider.name,
+                        provider,
+                        request_id,
                         status,
+                        outcome = outcome.as_str(),
                         elapsed_ms,
                         error = %cause,
                         "webhook not stored"
                     ),
                     _ => tracing::warn!(
-                        provider = self.provider.name,
+                        provider,
+                        request_id,
                         status,
+                        outcome = outcome.as_str(),
                         elapsed_ms,
                         error = %error,
                         "webhook refused"
                     ),
                 }
-                error.into_response()
+                let metrics = RequestMetrics { provider, outcome, events: vec![], suppressions: vec![], request_id };
+                (error.into_response(), metrics)
             }
         };
+        self.metrics.write(&metrics.documents(Utc::now().timestamp_millis()));
         Ok(response)
     }
 
-    async fn receive(&self, request: &Request) -> Result<(usize, StoredCounts), HttpError> {
+    async fn receive(&self, request: &Request) -> Result<StoreReport, HttpError> {
         if request.method() != Method::POST {
             return Err(HttpError::MethodNotAllowed(request.method().clone()));
         }
@@ -160,8 +199,7 @@ impl<S: EventStore> WebhookReceiver<S> {
             now: received_at,
         })?;
         let events = self.provider.parse(body, received_at)?;
-        let counts = self.store.put_events(&events).await?;
-        Ok((events.len(), counts))
+        Ok(self.store.put_events(&events).await?)
     }
 }
 

@@ -2,6 +2,7 @@
 //! and store each event exactly once in DynamoDB.
 
 pub mod auth;
+pub mod aws_error;
 pub mod cursor;
 #[cfg(feature = "engagelab-api")]
 pub mod engagelab_api;
@@ -13,6 +14,7 @@ pub mod event;
 #[cfg(feature = "publisher")]
 pub mod fan_out;
 pub mod json;
+pub mod metrics;
 pub mod providers;
 pub mod http;
 #[cfg(feature = "engagelab-api")]

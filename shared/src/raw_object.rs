@@ -15,11 +15,11 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
+use crate::aws_error::short_cause;
 use crate::providers::Env;
 
 /// The environment variable naming the bucket; the template sets it on the functions that
@@ -89,12 +89,12 @@ pub fn object_key(provider: &str, event_id: &str, sha256: &str) -> String {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RawObjectError {
-    #[error("{operation} of {key} failed: {cause}")]
-    Request { operation: &'static str, key: String, cause: String },
-    #[error("{key} does not exist")]
-    Missing { key: String },
-    #[error("{key} does not match the SHA-256 its item records")]
-    Mismatch { key: String },
+    #[error("{operation} of an overflow object failed: {cause}")]
+    Request { operation: &'static str, cause: String },
+    #[error("an overflow object does not exist")]
+    Missing,
+    #[error("an overflow object does not match the SHA-256 its item records")]
+    Mismatch,
 }
 
 /// The overflow bucket: `RAW_BUCKET`.
@@ -143,31 +143,23 @@ impl RawObjects {
             .body(ByteStream::from(raw.to_vec()))
             .send()
             .await
-            .map_err(|error| RawObjectError::Request {
-                operation: "PutObject",
-                key: reference.key.clone(),
-                cause: DisplayErrorContext(&error).to_string(),
-            })?;
+            .map_err(|error| RawObjectError::Request { operation: "PutObject", cause: short_cause(&error) })?;
         Ok(())
     }
 
     /// The object's bytes, checked against the SHA-256 its item records.
     pub async fn get(&self, reference: &RawObjectRef) -> Result<Vec<u8>, RawObjectError> {
-        let request_error = |cause: String| RawObjectError::Request {
-            operation: "GetObject",
-            key: reference.key.clone(),
-            cause,
-        };
+        let request_error = |cause: String| RawObjectError::Request { operation: "GetObject", cause };
         let output = match self.client.get_object().bucket(&self.bucket).key(&reference.key).send().await {
             Ok(output) => output,
             Err(error) if error.as_service_error().is_some_and(|failure| failure.is_no_such_key()) => {
-                return Err(RawObjectError::Missing { key: reference.key.clone() })
+                return Err(RawObjectError::Missing)
             }
-            Err(error) => return Err(request_error(DisplayErrorContext(&error).to_string())),
+            Err(error) => return Err(request_error(short_cause(&error))),
         };
         let bytes = output.body.collect().await.map_err(|error| request_error(error.to_string()))?.to_vec();
         if hex::encode(Sha256::digest(&bytes)) != reference.sha256 {
-            return Err(RawObjectError::Mismatch { key: reference.key.clone() });
+            return Err(RawObjectError::Mismatch);
         }
         Ok(bytes)
     }

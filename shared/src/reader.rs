@@ -7,7 +7,6 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use futures_util::future::try_join_all;
@@ -15,6 +14,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde_json::{Map, Value};
 
 use crate::auth::ConfigError;
+use crate::aws_error::short_cause;
 use crate::cursor::{ItemKey, LaneCursor};
 use crate::providers::Env;
 use crate::query::{EventQuery, Order, Partition, Selector, SortKeyRange};
@@ -301,7 +301,7 @@ impl EventReader {
             .await
             .map_err(|error| ReadError::Query {
                 target: source.name(),
-                cause: DisplayErrorContext(&error).to_string(),
+                cause: short_cause(&error),
             })?;
         for item in output.items.unwrap_or_default() {
             lane.buffered.push_back(entry(source, item)?);
@@ -354,7 +354,7 @@ impl EventReader {
                         // DynamoDB's TTL removes its item: answered without raw, as an expired
                         // item. (Without s3:ListBucket, S3 answers a missing key with 403, so
                         // any failure but a mismatch counts as gone for an expired event.)
-                        Err(error) if expired && !matches!(error, RawObjectError::Mismatch { .. }) => {
+                        Err(error) if expired && !matches!(error, RawObjectError::Mismatch) => {
                             Ok((index, None))
                         }
                         Err(error) => Err(ReadError::RawObject(error)),
@@ -389,7 +389,7 @@ impl EventReader {
             .await
             .map_err(|error| ReadError::Query {
                 target: Source::Table.name(),
-                cause: DisplayErrorContext(&error).to_string(),
+                cause: short_cause(&error),
             })?;
         Ok(output.items.unwrap_or_default().into_iter().next().unwrap_or_default())
     }

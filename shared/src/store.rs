@@ -7,20 +7,21 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use futures_util::stream::{self, StreamExt};
 
 use crate::auth::ConfigError;
-use crate::event::{format_timestamp, Event};
+use crate::aws_error::short_cause;
+use crate::event::{format_timestamp, Event, EventType};
 use crate::providers::Env;
 use crate::raw_object::{
     answer_bytes, RawObjectError, RawObjectRef, RawObjects, ANSWER_BYTES, RAW_BUCKET, RAW_OBJECT_ATTRIBUTE,
 };
 use crate::suppression::{
-    soft_bounce_threshold_from_env, SuppressionError, SuppressionWriter, DEFAULT_SOFT_BOUNCE_THRESHOLD,
+    soft_bounce_threshold_from_env, Reason, SuppressionError, SuppressionWriter, DEFAULT_SOFT_BOUNCE_THRESHOLD,
 };
 /// How `raw` is stored (zlib with the provider's preset dictionary and the item's own texts, or
 /// text): `raw_codec`.
@@ -40,35 +41,29 @@ const CONCURRENT_PUTS: usize = 16;
 pub const MAX_ITEM_BYTES: usize = 350 * 1024;
 
 /// What a request's events did to the table.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StoredCounts {
-    /// Newly written.
-    pub stored: usize,
-    /// Already there from an earlier delivery of the same event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreReport {
+    /// The type of each event newly written, in the request's order.
+    pub stored: Vec<EventType>,
+    /// Events already there from an earlier delivery.
     pub duplicates: usize,
+    /// Why each recipient these events newly suppressed is suppressed.
+    pub suppressed: Vec<Reason>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("event {event_id} cannot be encoded as an item: {source}")]
-    Encode {
-        event_id: String,
-        #[source]
-        source: serde_dynamo::Error,
-    },
-    #[error("writing event {event_id} failed: {cause}")]
-    Write { event_id: String, cause: String },
+    #[error("an event cannot be encoded as an item: {0}")]
+    Encode(#[source] serde_dynamo::Error),
+    #[error("writing an event failed: {0}")]
+    Write(String),
     #[error(
-        "event {event_id}'s raw ({bytes} bytes) does not fit in an item and {RAW_BUCKET} is not set, \
+        "an event's raw ({bytes} bytes) does not fit in an item and {RAW_BUCKET} is not set, \
          so it cannot be stored without loss"
     )]
-    NoRawBucket { event_id: String, bytes: usize },
-    #[error("writing event {event_id}'s raw object failed: {source}")]
-    RawObject {
-        event_id: String,
-        #[source]
-        source: RawObjectError,
-    },
+    NoRawBucket { bytes: usize },
+    #[error("writing an event's raw object failed: {0}")]
+    RawObject(#[source] RawObjectError),
     #[error(transparent)]
     Suppression(#[from] SuppressionError),
 }
@@ -77,7 +72,7 @@ pub enum StoreError {
 pub trait EventStore: Send + Sync {
     /// Writes every event that is not stored yet. An error means some may not be stored; a
     /// retry of the same events is always safe.
-    fn put_events(&self, events: &[Event]) -> impl Future<Output = Result<StoredCounts, StoreError>> + Send;
+    fn put_events(&self, events: &[Event]) -> impl Future<Output = Result<StoreReport, StoreError>> + Send;
 }
 
 /// The events table: one item per event, written only if absent, and the suppressions the
@@ -170,7 +165,7 @@ impl DynamoStore {
 
     fn item_without_raw(&self, event: &Event) -> Result<Item, StoreError> {
         let mut item: Item = serde_dynamo::to_item(event)
-            .map_err(|source| StoreError::Encode { event_id: event.event_id.clone(), source })?;
+            .map_err(StoreError::Encode)?;
         for value in item.values_mut() {
             shorten_long_texts(value);
         }
@@ -197,14 +192,8 @@ impl DynamoStore {
     async fn put_if_absent(&self, event: &Event) -> Result<bool, StoreError> {
         let PlannedItem { item, raw_object } = self.plan(event)?;
         if let Some(reference) = raw_object {
-            let raw_objects = self.raw_objects.as_ref().ok_or_else(|| StoreError::NoRawBucket {
-                event_id: event.event_id.clone(),
-                bytes: event.raw.len(),
-            })?;
-            raw_objects
-                .put(&reference, event.raw.as_bytes())
-                .await
-                .map_err(|source| StoreError::RawObject { event_id: event.event_id.clone(), source })?;
+            let raw_objects = self.raw_objects.as_ref().ok_or(StoreError::NoRawBucket { bytes: event.raw.len() })?;
+            raw_objects.put(&reference, event.raw.as_bytes()).await.map_err(StoreError::RawObject)?;
         }
         let outcome = self
             .client
@@ -221,37 +210,37 @@ impl DynamoStore {
             {
                 Ok(false)
             }
-            Err(error) => Err(StoreError::Write {
-                event_id: event.event_id.clone(),
-                cause: DisplayErrorContext(&error).to_string(),
-            }),
+            Err(error) => Err(StoreError::Write(short_cause(&error))),
         }
     }
 
-    /// Stores one event, then applies what it does to its recipient's suppression. A
-    /// duplicate is applied too: the request that first stored it may have failed before.
-    async fn store(&self, event: &Event) -> Result<bool, StoreError> {
+    /// Stores one event, then applies what it does to its recipient's suppression: whether it
+    /// was newly written, and the reason its recipient is newly suppressed. A duplicate is
+    /// applied too: the request that first stored it may have failed before.
+    async fn store(&self, event: &Event) -> Result<(bool, Option<Reason>), StoreError> {
         let written = self.put_if_absent(event).await?;
-        self.suppressions.record(event).await?;
-        Ok(written)
+        let suppressed = self.suppressions.record(event).await?;
+        Ok((written, suppressed))
     }
 }
 
 impl EventStore for DynamoStore {
-    async fn put_events(&self, events: &[Event]) -> Result<StoredCounts, StoreError> {
+    async fn put_events(&self, events: &[Event]) -> Result<StoreReport, StoreError> {
         // Every put runs to completion even when one fails, so a retry has less left to do.
         let puts: Vec<_> = events.iter().map(|event| self.store(event)).collect();
-        let outcomes: Vec<Result<bool, StoreError>> =
-            stream::iter(puts).buffer_unordered(CONCURRENT_PUTS).collect().await;
-        let mut counts = StoredCounts::default();
-        for written in outcomes {
-            if written? {
-                counts.stored += 1;
+        let outcomes: Vec<Result<(bool, Option<Reason>), StoreError>> =
+            stream::iter(puts).buffered(CONCURRENT_PUTS).collect().await;
+        let mut report = StoreReport::default();
+        for (event, outcome) in events.iter().zip(outcomes) {
+            let (written, suppressed) = outcome?;
+            if written {
+                report.stored.push(event.event_type);
             } else {
-                counts.duplicates += 1;
+                report.duplicates += 1;
             }
+            report.suppressed.extend(suppressed);
         }
-        Ok(counts)
+        Ok(report)
     }
 }
 

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
@@ -21,6 +21,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::auth::ConfigError;
+use crate::aws_error::short_cause;
 use crate::cursor::{CursorKey, ItemKey, LaneCursor, QueryBinding};
 use crate::event::{format_timestamp, BounceType, Event, EventType};
 use crate::providers::Env;
@@ -57,6 +58,9 @@ pub enum Reason {
 }
 
 impl Reason {
+    pub const ALL: [Reason; 5] =
+        [Reason::HardBounce, Reason::Complained, Reason::Unsubscribed, Reason::InvalidAddress, Reason::SoftBounces];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::HardBounce => "hard_bounce",
@@ -131,8 +135,8 @@ pub fn soft_bounce_threshold_from_env(env: Env<'_>) -> Result<u32, ConfigError> 
 
 #[derive(Debug, thiserror::Error)]
 pub enum SuppressionError {
-    #[error("updating the suppression of event {event_id} failed: {cause}")]
-    Write { event_id: String, cause: String },
+    #[error("updating a suppression failed: {0}")]
+    Write(String),
     #[error("lifting a suppression failed: {0}")]
     Lift(String),
     #[error("reading a suppression failed: {0}")]
@@ -171,7 +175,7 @@ async fn update_if(
         {
             Ok(None)
         }
-        Err(error) => Err(DisplayErrorContext(&error).to_string()),
+        Err(error) => Err(short_cause(&error)),
     }
 }
 
@@ -206,39 +210,40 @@ impl SuppressionWriter {
     }
 
     /// Applies what `event` does to its recipient's suppression; a retry changes nothing.
-    pub async fn record(&self, event: &Event) -> Result<(), SuppressionError> {
-        let (Some(trigger), Some(recipient)) = (trigger(event), event.recipient.as_deref()) else { return Ok(()) };
+    /// The reason, when `event` newly suppresses its recipient.
+    pub async fn record(&self, event: &Event) -> Result<Option<Reason>, SuppressionError> {
+        let (Some(trigger), Some(recipient)) = (trigger(event), event.recipient.as_deref()) else { return Ok(None) };
         match trigger {
             Trigger::Suppress(reason) => self.suppress(recipient, reason, event).await,
             Trigger::SoftBounce => {
                 let soft_bounces = self.count_soft_bounce(recipient, event).await?;
                 if soft_bounces.is_some_and(|count| count >= self.soft_bounce_threshold) {
-                    self.suppress_after_soft_bounces(recipient, event).await?;
+                    return self.suppress_after_soft_bounces(recipient, event).await;
                 }
-                Ok(())
+                Ok(None)
             }
         }
     }
 
-    /// [`update_if`] for what `event` triggers.
+    /// [`update_if`] of a webhook's write.
     async fn update_if(
         &self,
         recipient: &str,
-        event: &Event,
         update: &str,
         condition: &str,
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<Option<Item>, SuppressionError> {
         update_if(&self.client, &self.table, recipient, update, condition, values)
             .await
-            .map_err(|cause| SuppressionError::Write { event_id: event.event_id.clone(), cause })
+            .map_err(SuppressionError::Write)
     }
 
     /// Starts a suppression, or adds `event` to the one in force. The event's id goes into
     /// `counted_event_ids`, so its retry is refused by the condition, also after a lift.
     /// Providers deliver out of order: an event older than the recorded first trigger becomes
     /// the first (with its reason and time), and only a newer one becomes the latest.
-    async fn suppress(&self, recipient: &str, reason: Reason, event: &Event) -> Result<(), SuppressionError> {
+    /// `reason` when `event` is the one that started the suppression in force.
+    async fn suppress(&self, recipient: &str, reason: Reason, event: &Event) -> Result<Option<Reason>, SuppressionError> {
         let at = event.occurred_at_text();
         let list_sk = list_sort_key(&at, recipient);
         let update = "SET #recipient = :recipient, #suppressed = :true, #reason = if_not_exists(#reason, :reason), \
@@ -262,7 +267,9 @@ impl SuppressionWriter {
             (":now", text_value(&format_timestamp(Utc::now()))),
         ];
         let condition = "NOT contains(#counted_event_ids, :event_id)";
-        let Some(item) = self.update_if(recipient, event, update, condition, values).await? else { return Ok(()) };
+        let Some(item) = self.update_if(recipient, update, condition, values).await? else { return Ok(None) };
+        // `first_event_id` is set only where absent: by this event, unless one was in force.
+        let started = text(&item, "first_event_id") == Some(event.event_id.as_str());
         if text(&item, "first_event_at").is_some_and(|first| first > at.as_str()) {
             // Makes `event` the first trigger, unless an even earlier one got there in between.
             let update = "SET #reason = :reason, #provider = :provider, #since = :at, #first_event_id = :event_id, \
@@ -276,15 +283,15 @@ impl SuppressionWriter {
                 (":true", AttributeValue::Bool(true)),
             ];
             let condition = "#suppressed = :true AND #first_event_at > :at";
-            self.update_if(recipient, event, update, condition, values).await?;
+            self.update_if(recipient, update, condition, values).await?;
         }
         if text(&item, "latest_event_at").is_some_and(|latest| latest < at.as_str()) {
             // Makes `event` the latest trigger, unless a later one got there in between.
             let update = "SET #latest_event_id = :event_id, #latest_event_at = :at";
             let values = vec![(":event_id", text_value(&event.event_id)), (":at", text_value(&at))];
-            self.update_if(recipient, event, update, "#latest_event_at < :at", values).await?;
+            self.update_if(recipient, update, "#latest_event_at < :at", values).await?;
         }
-        Ok(())
+        Ok(started.then_some(reason))
     }
 
     /// Adds the bounced message to the recipient's soft bounces; the count of distinct
@@ -305,7 +312,7 @@ impl SuppressionWriter {
             (":event_ids", AttributeValue::Ss(vec![event.event_id.clone()])),
         ];
         let condition = "NOT contains(#counted_event_ids, :event_id)";
-        let item = match self.update_if(recipient, event, update, condition, values).await? {
+        let item = match self.update_if(recipient, update, condition, values).await? {
             Some(item) => item,
             // Counted before: this is a retry, which may have been cut off before the
             // suppression that the count called for, so the count is read again.
@@ -320,7 +327,7 @@ impl SuppressionWriter {
 
     /// Suppresses for soft bounces unless a suppression is in force; the condition re-checks
     /// the count, so a lift in between is not undone.
-    async fn suppress_after_soft_bounces(&self, recipient: &str, event: &Event) -> Result<(), SuppressionError> {
+    async fn suppress_after_soft_bounces(&self, recipient: &str, event: &Event) -> Result<Option<Reason>, SuppressionError> {
         let at = event.occurred_at_text();
         let update = "SET #suppressed = :true, #reason = :reason, #provider = :provider, #since = :at, \
              #first_event_id = :event_id, #first_event_at = :at, #latest_event_id = :event_id, \
@@ -337,8 +344,8 @@ impl SuppressionWriter {
             (":threshold", AttributeValue::N(self.soft_bounce_threshold.to_string())),
         ];
         let condition = "attribute_not_exists(#reason) AND size(#soft_bounces) >= :threshold";
-        self.update_if(recipient, event, update, condition, values).await?;
-        Ok(())
+        let suppressed = self.update_if(recipient, update, condition, values).await?;
+        Ok(suppressed.map(|_| Reason::SoftBounces))
     }
 
     async fn item(&self, recipient: &str) -> Result<Option<Item>, SuppressionError> {
@@ -354,7 +361,7 @@ async fn get_item(client: &Client, table: &str, recipient: &str) -> Result<Optio
         .consistent_read(true)
         .send()
         .await
-        .map_err(|error| SuppressionError::Read(DisplayErrorContext(&error).to_string()))?;
+        .map_err(|error| SuppressionError::Read(short_cause(&error)))?;
     Ok(output.item)
 }
 
@@ -495,7 +502,7 @@ impl SuppressionList {
                 .set_exclusive_start_key(exclusive_start.take())
                 .send()
                 .await
-                .map_err(|error| SuppressionError::Read(DisplayErrorContext(&error).to_string()))?;
+                .map_err(|error| SuppressionError::Read(short_cause(&error)))?;
             items.extend(output.items.unwrap_or_default());
             match output.last_evaluated_key {
                 Some(last) if items.len() < query.limit => exclusive_start = Some(last),

@@ -96,7 +96,7 @@ async fn table_with(events: &[Event]) -> String {
     let local = LocalDynamo::shared();
     let table = local.new_table();
     let counts = local.store(&table, 0).put_events(events).await.expect("local DynamoDB stores");
-    assert_eq!(counts.stored, events.len(), "event ids must be distinct");
+    assert_eq!(counts.stored.len(), events.len(), "event ids must be distinct");
     table
 }
 
