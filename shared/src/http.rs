@@ -242,6 +242,7 @@ impl EventsApi {
     /// token, the address or the message id.
     pub async fn handle(&self, request: Request) -> Result<Response<Body>, Infallible> {
         let started = Instant::now();
+        let request_id = request.lambda_context_ref().map(|context| context.request_id.as_str());
         let (selector, outcome) = match self.admit(&request) {
             Ok((query, cursor_key)) => (Some(query.selector.kind()), self.read(&query, cursor_key).await),
             Err(error) => (None, Err(error)),
@@ -250,16 +251,23 @@ impl EventsApi {
         let response = match outcome {
             Ok(answer) => {
                 let (events, more) = (answer.events.len(), answer.next_cursor.is_some());
-                tracing::info!(selector, status = 200, events, more, elapsed_ms, "events read");
+                tracing::info!(request_id, selector, status = 200, events, more, elapsed_ms, "events read");
                 json_response(StatusCode::OK, &json!(answer))
             }
             Err(error) => {
                 let status = error.status().as_u16();
                 match &error {
                     HttpError::Read(cause) => {
-                        tracing::error!(selector, status, elapsed_ms, error = %cause, "events not read")
+                        tracing::error!(request_id, selector, status, elapsed_ms, error = %cause, "events not read")
                     }
-                    _ => tracing::warn!(selector, status, elapsed_ms, error = %error, "events request refused"),
+                    _ => tracing::warn!(
+                        request_id,
+                        selector,
+                        status,
+                        elapsed_ms,
+                        error = %error,
+                        "events request refused"
+                    ),
                 }
                 error.into_response()
             }
@@ -333,6 +341,7 @@ impl SuppressionsApi {
     /// Answers every request, logged as one line without the token or the address.
     pub async fn handle(&self, request: Request) -> Result<Response<Body>, Infallible> {
         let started = Instant::now();
+        let request_id = request.lambda_context_ref().map(|context| context.request_id.as_str());
         let (kind, outcome) = match self.admit(&request) {
             Ok((asked, cursor_key)) => (Some(asked.kind()), self.answer(asked, cursor_key).await),
             Err(error) => (None, Err(error)),
@@ -340,16 +349,28 @@ impl SuppressionsApi {
         let elapsed_ms = started.elapsed().as_millis() as u64;
         let response = match outcome {
             Ok(answer) => {
-                tracing::info!(request = kind, status = 200, elapsed_ms, "suppressions answered");
+                tracing::info!(request_id, request = kind, status = 200, elapsed_ms, "suppressions answered");
                 json_response(StatusCode::OK, &answer)
             }
             Err(error) => {
                 let status = error.status().as_u16();
                 match &error {
-                    HttpError::Suppressions(cause) => {
-                        tracing::error!(request = kind, status, elapsed_ms, error = %cause, "suppressions failed")
-                    }
-                    _ => tracing::warn!(request = kind, status, elapsed_ms, error = %error, "suppressions refused"),
+                    HttpError::Suppressions(cause) => tracing::error!(
+                        request_id,
+                        request = kind,
+                        status,
+                        elapsed_ms,
+                        error = %cause,
+                        "suppressions failed"
+                    ),
+                    _ => tracing::warn!(
+                        request_id,
+                        request = kind,
+                        status,
+                        elapsed_ms,
+                        error = %error,
+                        "suppressions refused"
+                    ),
                 }
                 error.into_response()
             }

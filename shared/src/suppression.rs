@@ -243,7 +243,12 @@ impl SuppressionWriter {
     /// Providers deliver out of order: an event older than the recorded first trigger becomes
     /// the first (with its reason and time), and only a newer one becomes the latest.
     /// `reason` when `event` is the one that started the suppression in force.
-    async fn suppress(&self, recipient: &str, reason: Reason, event: &Event) -> Result<Option<Reason>, SuppressionError> {
+    async fn suppress(
+        &self,
+        recipient: &str,
+        reason: Reason,
+        event: &Event,
+    ) -> Result<Option<Reason>, SuppressionError> {
         let at = event.occurred_at_text();
         let list_sk = list_sort_key(&at, recipient);
         let update = "SET #recipient = :recipient, #suppressed = :true, #reason = if_not_exists(#reason, :reason), \
@@ -327,7 +332,11 @@ impl SuppressionWriter {
 
     /// Suppresses for soft bounces unless a suppression is in force; the condition re-checks
     /// the count, so a lift in between is not undone.
-    async fn suppress_after_soft_bounces(&self, recipient: &str, event: &Event) -> Result<Option<Reason>, SuppressionError> {
+    async fn suppress_after_soft_bounces(
+        &self,
+        recipient: &str,
+        event: &Event,
+    ) -> Result<Option<Reason>, SuppressionError> {
         let at = event.occurred_at_text();
         let update = "SET #suppressed = :true, #reason = :reason, #provider = :provider, #since = :at, \
              #first_event_id = :event_id, #first_event_at = :at, #latest_event_id = :event_id, \

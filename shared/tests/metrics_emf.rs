@@ -62,7 +62,8 @@ fn documents_of(metrics: &Captured, already: &mut usize) -> Vec<Value> {
 fn per(documents: &[Value], metric: &str, dimension: &str) -> BTreeMap<String, u64> {
     let mut sums = BTreeMap::new();
     for document in documents.iter().filter(|document| document.get(metric).is_some()) {
-        *sums.entry(document[dimension].as_str().unwrap().to_owned()).or_default() += document[metric].as_u64().unwrap();
+        let value = document[metric].as_u64().unwrap();
+        *sums.entry(document[dimension].as_str().unwrap().to_owned()).or_default() += value;
     }
     sums
 }
@@ -177,7 +178,8 @@ async fn each_refusal_and_failure_is_one_document_with_its_outcome() {
     let accepting = receiver(provider, local.store(&table, 30), &metrics);
     let proxy = FaultyProxy::start(local).await;
     proxy.set_down(true);
-    let unreachable = receiver(provider, DynamoStore::new(support::client_for(&proxy.endpoint()), &table, 30), &metrics);
+    let unreachable_store = DynamoStore::new(support::client_for(&proxy.endpoint()), &table, 30);
+    let unreachable = receiver(provider, unreachable_store, &metrics);
 
     let too_large = "x".repeat(mailhooks::http::MAX_BODY_BYTES + 1);
     let cases: [(&WebhookReceiver<DynamoStore>, Request, u16, Outcome); 5] = [
@@ -216,8 +218,11 @@ impl Write for LogBuffer {
 async fn each_request_logs_one_short_line_with_its_request_id_and_no_identities() {
     let logs = LogBuffer::default();
     let writer = logs.clone();
-    let subscriber =
-        tracing_subscriber::fmt().json().with_writer(move || writer.clone()).with_max_level(tracing::Level::INFO).finish();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::INFO)
+        .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let local = LocalDynamo::shared();
