@@ -2,6 +2,7 @@
 //! and store each event exactly once in DynamoDB.
 
 pub mod auth;
+pub mod config;
 pub mod cursor;
 #[cfg(feature = "engagelab-api")]
 pub mod engagelab_api;
