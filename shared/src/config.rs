@@ -259,7 +259,10 @@ impl<T> Live<T> {
         let outcome = match tokio::time::timeout(REFRESH_TIMEOUT, read).await {
             Ok(Ok(secret)) => (refresh.build)(&|name| lookup(&refresh.settings, secret.as_ref(), name)),
             Ok(Err(error)) => Err(error),
-            Err(_) => Err(ConfigError::SecretUnreadable(format!("no answer within {} ms", REFRESH_TIMEOUT.as_millis()))),
+            Err(_) => {
+                let waited = REFRESH_TIMEOUT.as_millis();
+                Err(ConfigError::SecretUnreadable(format!("no answer within {waited} ms")))
+            }
         };
         let mut state = self.state.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         // Tried again only after another TTL, so an outage costs one slow request per TTL.

@@ -350,7 +350,10 @@ impl SuppressionsApi {
         Ok(response)
     }
 
-    fn admit<'a>(request: &Request, access: &'a Option<ReadAccess>) -> Result<(SuppressionRequest, &'a CursorKey), HttpError> {
+    fn admit<'a>(
+        request: &Request,
+        access: &'a Option<ReadAccess>,
+    ) -> Result<(SuppressionRequest, &'a CursorKey), HttpError> {
         let access = access.as_ref().ok_or(AuthError::ReadingNotConfigured)?;
         let email = email_in_path(request)?;
         if !matches!((request.method(), &email), (&Method::GET, _) | (&Method::DELETE, Some(_))) {
