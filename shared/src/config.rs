@@ -66,9 +66,12 @@ pub enum ConfigError {
     Unusable(Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// A function's environment, owned: `std::env::var` in Lambda, a map in tests.
+type OwnedEnv = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// The sources of a function's settings: its environment and, when it names one, a secret.
 pub struct Settings {
-    env: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    env: OwnedEnv,
     secret: Option<SecretSource>,
 }
 
