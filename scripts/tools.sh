@@ -6,6 +6,8 @@
 #   moto_server          local DynamoDB for the tests and the local run
 #   sam, cfn-lint        template checks and `sam build`
 #   cargo-lambda         `cargo lambda watch/build` (sam's rust-cargolambda builder)
+#   checkov              the template's security scan, in a virtualenv of its own,
+#                        .venv/checkov, since its dependencies clash with aws-sam-cli's
 # A fresh machine needs only python3 and cargo. Re-sourcing is cheap: the
 # install is skipped when the stamp in .venv records the same pins.
 
@@ -19,6 +21,7 @@ MAILHOOKS_PIP_PINS=(
   "aws-sam-cli==1.170.0"
   "cargo-lambda==1.9.2"
 )
+MAILHOOKS_CHECKOV_PIN="checkov==3.3.30"
 
 mailhooks_tools() {
   local stamp="$MAILHOOKS_VENV/.mailhooks-tools"
@@ -43,13 +46,34 @@ mailhooks_tools() {
   fi
 }
 
-mailhooks_tools || { echo "tools: could not install the Python tools into .venv" >&2; return 1 2>/dev/null || exit 1; }
+mailhooks_checkov() {
+  local venv="$MAILHOOKS_VENV/checkov"
+  local stamp="$venv/.mailhooks-tools"
+  if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv" || return 1
+  fi
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$MAILHOOKS_CHECKOV_PIN" ] || [ ! -x "$venv/bin/checkov" ]; then
+    echo "tools: installing $MAILHOOKS_CHECKOV_PIN into .venv/checkov (a few minutes on a fresh machine)" >&2
+    mkdir -p "$MAILHOOKS_VENV/tmp"
+    TMPDIR="$MAILHOOKS_VENV/tmp" "$venv/bin/python" -m pip install --quiet \
+      --disable-pip-version-check --no-cache-dir "$MAILHOOKS_CHECKOV_PIN" || return 1
+    rm -rf "$MAILHOOKS_VENV/tmp"
+    printf '%s\n' "$MAILHOOKS_CHECKOV_PIN" >"$stamp"
+  fi
+  # Only the checkov command goes on PATH (below), not the rest of its virtualenv.
+  mkdir -p "$venv/path"
+  ln -sf ../bin/checkov "$venv/path/checkov"
+}
 
-# .venv/bin first, once (an activated or other virtualenv comes after it).
+mailhooks_tools || { echo "tools: could not install the Python tools into .venv" >&2; return 1 2>/dev/null || exit 1; }
+mailhooks_checkov || { echo "tools: could not install checkov into .venv/checkov" >&2; return 1 2>/dev/null || exit 1; }
+
+# .venv/bin and checkov first, once (an activated or other virtualenv comes after them).
 PATH=":$PATH:"
 PATH="${PATH//:$MAILHOOKS_VENV\/bin:/:}"
+PATH="${PATH//:$MAILHOOKS_VENV\/checkov\/path:/:}"
 PATH="${PATH#:}"
-export PATH="$MAILHOOKS_VENV/bin:${PATH%:}"
+export PATH="$MAILHOOKS_VENV/bin:$MAILHOOKS_VENV/checkov/path:${PATH%:}"
 # Checks and builds run offline and without credentials.
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 export SAM_CLI_TELEMETRY=0

@@ -92,12 +92,7 @@ impl SecretList {
     }
 }
 
-/// A setting that is present but unusable; the function refuses to start with it.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{name} must be {expected}")]
-    Invalid { name: &'static str, expected: &'static str },
-}
+pub use crate::config::ConfigError;
 
 /// What a check looks at in a request.
 pub struct AuthRequest<'a> {

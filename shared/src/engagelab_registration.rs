@@ -30,9 +30,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::auth::Secret;
+use crate::config::{ConfigError, Live, Settings};
 use crate::engagelab_api::{
     encoded_query_value, redacted_url, url_with_token, without_query, ApiConfig, EngageLabApi, EngageLabApiError,
-    StartupError, Webhook, WebhookEvent, WebhookSettings,
+    StartupError, Webhook, WebhookEvent, WebhookSettings, API_KEY_ENV, API_USER_ENV,
 };
 use crate::https_client::HttpsClient;
 use crate::providers::Env;
@@ -175,6 +176,15 @@ impl Registrar {
         let webhook_token = env(WEBHOOK_TOKEN_ENV)
             .and_then(|tokens| tokens.split(',').map(str::trim).find(|token| !token.is_empty()).map(Secret::new));
         Ok(Registrar { api: EngageLabApi::new(http.clone(), &config), http, webhook_token, api_key: config.api_key })
+    }
+
+    /// The same settings from `settings`: the API user, its key and the token from the secret
+    /// when it names one, which must hold the user and key; rebuilt when the secret is read again.
+    pub async fn from_settings(settings: Settings) -> Result<Live<Self>, ConfigError> {
+        Live::load(settings, &[API_USER_ENV, API_KEY_ENV], |env| {
+            Registrar::from_env(env).map_err(|error| ConfigError::Unusable(Box::new(error)))
+        })
+        .await
     }
 
     /// Handles one custom resource event and answers CloudFormation. An error means

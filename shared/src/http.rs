@@ -14,7 +14,8 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::auth::{AuthError, AuthRequest, Authenticator, BearerToken, ConfigError};
+use crate::auth::{AuthError, AuthRequest, Authenticator, BearerToken};
+use crate::config::{ConfigError, Live, Settings};
 use crate::cursor::CursorKey;
 use crate::metrics::{tally, MetricsSink, Outcome, RequestMetrics, Stdout};
 use crate::providers::{Env, PayloadError, Provider};
@@ -94,14 +95,28 @@ pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<B
 /// One provider's webhook: authenticate, normalize, store, count.
 pub struct WebhookReceiver<S> {
     provider: &'static Provider,
-    authenticator: Authenticator,
+    authenticator: Live<Authenticator>,
     store: S,
     metrics: Arc<dyn MetricsSink>,
 }
 
 impl<S: EventStore> WebhookReceiver<S> {
     pub fn new(provider: &'static Provider, authenticator: Authenticator, store: S) -> Self {
-        if !authenticator.is_configured() {
+        Self::with_live(provider, Live::fixed(authenticator), store)
+    }
+
+    pub fn from_env(provider: &'static Provider, env: Env<'_>, store: S) -> Result<Self, ConfigError> {
+        Ok(Self::new(provider, (provider.authenticator)(env)?, store))
+    }
+
+    /// The provider's secrets from `settings`: its secret when it names one (read again after
+    /// its TTL, so a rotated key is accepted without a redeploy), else its environment.
+    pub async fn from_settings(provider: &'static Provider, settings: Settings, store: S) -> Result<Self, ConfigError> {
+        Ok(Self::with_live(provider, Live::load(settings, &[], provider.authenticator).await?, store))
+    }
+
+    fn with_live(provider: &'static Provider, authenticator: Live<Authenticator>, store: S) -> Self {
+        if !authenticator.in_hand().is_configured() {
             tracing::error!(
                 provider = provider.name,
                 "no webhook secret is configured: every request will be refused with 401"
@@ -113,10 +128,6 @@ impl<S: EventStore> WebhookReceiver<S> {
     /// Metrics go to `sink` instead of standard output.
     pub fn with_metrics(self, sink: impl MetricsSink + 'static) -> Self {
         WebhookReceiver { metrics: Arc::new(sink), ..self }
-    }
-
-    pub fn from_env(provider: &'static Provider, env: Env<'_>, store: S) -> Result<Self, ConfigError> {
-        Ok(Self::new(provider, (provider.authenticator)(env)?, store))
     }
 
     /// Answers every request. Each is logged as one line without body, secrets, addresses or
@@ -192,7 +203,7 @@ impl<S: EventStore> WebhookReceiver<S> {
         }
         let received_at = Utc::now();
         let query = request.query_string_parameters_ref();
-        self.authenticator.verify(&AuthRequest {
+        self.authenticator.current().await.verify(&AuthRequest {
             headers: request.headers(),
             query_token: query.and_then(|parameters| parameters.first("token")),
             body,
@@ -213,29 +224,42 @@ struct ReadAccess {
 }
 
 impl ReadAccess {
-    /// `None` without a token, which refuses every request and says so in the log once.
+    /// `None` without a token, which refuses every request and says so in the log.
     fn configured(token: Option<BearerToken>) -> Option<Self> {
         if token.is_none() {
             tracing::error!("{EVENTS_API_TOKEN} is not set: every request will be refused with 401");
         }
         token.map(|token| ReadAccess { cursor_key: CursorKey::derived_from(&token), token })
     }
+
+    /// `EVENTS_API_TOKEN` from `settings`; a secret must have it.
+    async fn load(settings: Settings) -> Result<Live<Option<Self>>, ConfigError> {
+        Live::load(settings, &[EVENTS_API_TOKEN], |env| {
+            Ok(ReadAccess::configured(BearerToken::from_env(env, EVENTS_API_TOKEN)))
+        })
+        .await
+    }
 }
 
 /// `GET /events`: authenticate, check the parameters, read a page of events.
 pub struct EventsApi {
     /// `None` without a token: every request is refused.
-    access: Option<ReadAccess>,
+    access: Live<Option<ReadAccess>>,
     reader: EventReader,
 }
 
 impl EventsApi {
     pub fn new(token: Option<BearerToken>, reader: EventReader) -> Self {
-        EventsApi { access: ReadAccess::configured(token), reader }
+        EventsApi { access: Live::fixed(ReadAccess::configured(token)), reader }
     }
 
     pub fn from_env(env: Env<'_>, reader: EventReader) -> Self {
         Self::new(BearerToken::from_env(env, EVENTS_API_TOKEN), reader)
+    }
+
+    /// The token from `settings`: the secret when it names one (read again after its TTL).
+    pub async fn from_settings(settings: Settings, reader: EventReader) -> Result<Self, ConfigError> {
+        Ok(EventsApi { access: ReadAccess::load(settings).await?, reader })
     }
 
     /// Answers every request; each is logged as one line with the kind of read, never the
@@ -243,7 +267,8 @@ impl EventsApi {
     pub async fn handle(&self, request: Request) -> Result<Response<Body>, Infallible> {
         let started = Instant::now();
         let request_id = request.lambda_context_ref().map(|context| context.request_id.as_str());
-        let (selector, outcome) = match self.admit(&request) {
+        let access = self.access.current().await;
+        let (selector, outcome) = match Self::admit(&request, &access) {
             Ok((query, cursor_key)) => (Some(query.selector.kind()), self.read(&query, cursor_key).await),
             Err(error) => (None, Err(error)),
         };
@@ -276,11 +301,11 @@ impl EventsApi {
     }
 
     /// The request's query, once its method, token and parameters have passed.
-    fn admit(&self, request: &Request) -> Result<(EventQuery, &CursorKey), HttpError> {
+    fn admit<'a>(request: &Request, access: &'a Option<ReadAccess>) -> Result<(EventQuery, &'a CursorKey), HttpError> {
         if request.method() != Method::GET {
             return Err(HttpError::MethodNotAllowed(request.method().clone()));
         }
-        let access = self.access.as_ref().ok_or(AuthError::ReadingNotConfigured)?;
+        let access = access.as_ref().ok_or(AuthError::ReadingNotConfigured)?;
         access.token.verify(request.headers())?;
         let query = EventQuery::from_parameters(&request.query_string_parameters(), &access.cursor_key)?;
         Ok((query, &access.cursor_key))
@@ -325,24 +350,30 @@ impl SuppressionRequest {
 /// `GET /suppressions`, `GET /suppressions/{email}`, `DELETE /suppressions/{email}`, with the
 /// bearer token of `GET /events`.
 pub struct SuppressionsApi {
-    access: Option<ReadAccess>,
+    access: Live<Option<ReadAccess>>,
     list: SuppressionList,
 }
 
 impl SuppressionsApi {
     pub fn new(token: Option<BearerToken>, list: SuppressionList) -> Self {
-        SuppressionsApi { access: ReadAccess::configured(token), list }
+        SuppressionsApi { access: Live::fixed(ReadAccess::configured(token)), list }
     }
 
     pub fn from_env(env: Env<'_>, list: SuppressionList) -> Self {
         Self::new(BearerToken::from_env(env, EVENTS_API_TOKEN), list)
     }
 
+    /// The token from `settings`: the secret when it names one (read again after its TTL).
+    pub async fn from_settings(settings: Settings, list: SuppressionList) -> Result<Self, ConfigError> {
+        Ok(SuppressionsApi { access: ReadAccess::load(settings).await?, list })
+    }
+
     /// Answers every request, logged as one line without the token or the address.
     pub async fn handle(&self, request: Request) -> Result<Response<Body>, Infallible> {
         let started = Instant::now();
         let request_id = request.lambda_context_ref().map(|context| context.request_id.as_str());
-        let (kind, outcome) = match self.admit(&request) {
+        let access = self.access.current().await;
+        let (kind, outcome) = match Self::admit(&request, &access) {
             Ok((asked, cursor_key)) => (Some(asked.kind()), self.answer(asked, cursor_key).await),
             Err(error) => (None, Err(error)),
         };
@@ -378,8 +409,11 @@ impl SuppressionsApi {
         Ok(response)
     }
 
-    fn admit<'a>(&'a self, request: &Request) -> Result<(SuppressionRequest, &'a CursorKey), HttpError> {
-        let access = self.access.as_ref().ok_or(AuthError::ReadingNotConfigured)?;
+    fn admit<'a>(
+        request: &Request,
+        access: &'a Option<ReadAccess>,
+    ) -> Result<(SuppressionRequest, &'a CursorKey), HttpError> {
+        let access = access.as_ref().ok_or(AuthError::ReadingNotConfigured)?;
         let email = email_in_path(request)?;
         if !matches!((request.method(), &email), (&Method::GET, _) | (&Method::DELETE, Some(_))) {
             return Err(HttpError::MethodNotAllowed(request.method().clone()));

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod aws_error;
+pub mod config;
 pub mod cursor;
 #[cfg(feature = "engagelab-api")]
 pub mod engagelab_api;

@@ -1,4 +1,5 @@
 use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
+use mailhooks::config::Settings;
 use mailhooks::engagelab_registration::Registrar;
 use serde_json::Value;
 
@@ -6,10 +7,10 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let env = |name: &str| std::env::var(name).ok();
-    let registrar = &Registrar::from_env(&env)?;
+    let registrar = &Registrar::from_settings(Settings::from_env(env).await?).await?;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = event.context.deadline();
-        registrar.handle(event.payload, deadline).await.map_err(Error::from)
+        registrar.current().await.handle(event.payload, deadline).await.map_err(Error::from)
     }))
     .await
 }

@@ -1,4 +1,5 @@
 use lambda_http::{run, service_fn, tracing, Error};
+use mailhooks::config::Settings;
 use mailhooks::http::WebhookReceiver;
 use mailhooks::providers::tencent_ses;
 use mailhooks::store::DynamoStore;
@@ -7,7 +8,8 @@ use mailhooks::store::DynamoStore;
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let env = |name: &str| std::env::var(name).ok();
+    let settings = Settings::from_env(env).await?;
     let store = DynamoStore::from_env(&env).await?;
-    let receiver = WebhookReceiver::from_env(&tencent_ses::PROVIDER, &env, store)?;
+    let receiver = WebhookReceiver::from_settings(&tencent_ses::PROVIDER, settings, store).await?;
     run(service_fn(|request| receiver.handle(request))).await
 }

@@ -14,8 +14,7 @@ pub mod fields;
 pub mod sendpost;
 pub mod tencent_ses;
 
-/// Reads one configuration variable; `std::env::var` in Lambda, a map in tests.
-pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub use crate::config::Env;
 
 /// Everything the receiver needs to know about one provider.
 pub struct Provider {

@@ -175,6 +175,24 @@ pub fn client_for(endpoint: &str) -> Client {
     Client::from_conf(config)
 }
 
+/// A Secrets Manager client for a local endpoint, with short timeouts so an outage shows fast.
+pub fn secrets_client_for(endpoint: &str) -> aws_sdk_secretsmanager::Client {
+    use aws_sdk_secretsmanager::config::{timeout::TimeoutConfig, BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .endpoint_url(endpoint)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_millis(500))
+                .operation_timeout(Duration::from_secs(2))
+                .build(),
+        )
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(config)
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind a loopback port").local_addr().unwrap().port()
 }
