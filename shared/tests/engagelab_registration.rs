@@ -424,7 +424,12 @@ async fn a_response_url_refusing_the_answer_is_an_error_so_lambda_retries() {
 
 /// The EngageLab secret as the stack writes it, with `token`.
 fn engagelab_secret(token: &str) -> String {
-    json!({ "ENGAGELAB_API_USER": API_USER, "ENGAGELAB_API_KEY": API_KEY, "ENGAGELAB_WEBHOOK_TOKEN": token }).to_string()
+    json!({
+        "ENGAGELAB_API_USER": API_USER,
+        "ENGAGELAB_API_KEY": API_KEY,
+        "ENGAGELAB_WEBHOOK_TOKEN": token,
+    })
+    .to_string()
 }
 
 /// Settings with only the API host in the environment and everything secret in `arn`.
