@@ -1,12 +1,15 @@
 //! The EngageLab registration custom resource against a local EngageLab and a local response
-//! URL: every request type, what EngageLab holds afterwards, and what CloudFormation is told.
+//! URL: every request type, what EngageLab holds afterwards, and what CloudFormation is told;
+//! the account and token read from a Secrets Manager secret (moto's).
 
 mod fake_engagelab;
+mod support;
 
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
 use fake_engagelab::{FakeEngageLab, ResponseUrl, ALL_CODES, API_KEY, API_USER};
+use mailhooks::config::Settings;
 use mailhooks::engagelab_registration::{Registrar, RESPONSE_RESERVE};
 use serde_json::{json, Value};
 
@@ -417,4 +420,62 @@ async fn a_response_url_refusing_the_answer_is_an_error_so_lambda_retries() {
 
     assert!(error.to_string().contains("403"), "{error}");
     assert_eq!(response.answers().len(), 1);
+}
+
+/// The EngageLab secret as the stack writes it, with `token`.
+fn engagelab_secret(token: &str) -> String {
+    json!({
+        "ENGAGELAB_API_USER": API_USER,
+        "ENGAGELAB_API_KEY": API_KEY,
+        "ENGAGELAB_WEBHOOK_TOKEN": token,
+    })
+    .to_string()
+}
+
+/// Settings with only the API host in the environment and everything secret in `arn`.
+fn settings_with_secret(engagelab: &FakeEngageLab, arn: &str) -> Settings {
+    let base_url = engagelab.env()("ENGAGELAB_API_BASE_URL");
+    let env = move |name: &str| if name == "ENGAGELAB_API_BASE_URL" { base_url.clone() } else { None };
+    let client = support::secrets_client_for(&support::LocalDynamo::shared().endpoint);
+    Settings::with_secret(env, client, arn, Duration::from_secs(1))
+}
+
+async fn new_secret(name: &str, text: String) -> String {
+    let client = support::secrets_client_for(&support::LocalDynamo::shared().endpoint);
+    let name = format!("{name}-{}", std::process::id());
+    let output = client.create_secret().name(name).secret_string(text).send().await.expect("moto creates it");
+    output.arn().expect("a created secret has an ARN").to_owned()
+}
+
+#[tokio::test]
+async fn the_account_and_token_come_from_the_secret_and_a_rotated_token_is_registered_after_the_ttl() {
+    let engagelab = FakeEngageLab::start().await;
+    let arn = new_secret("registration", engagelab_secret("first-token,older-token")).await;
+    let registrar = Registrar::from_settings(settings_with_secret(&engagelab, &arn)).await.expect("a complete secret");
+
+    let response = ResponseUrl::start().await;
+    let event = request("Create", &response, None, properties(&["deliver"], None));
+    let answer = handle(&*registrar.current().await, &event, &response).await;
+    assert_answer(&answer, "SUCCESS", &event);
+    assert_eq!(engagelab.webhooks()[0]["url"], format!("{CALLBACK_URL}?token=first-token"));
+
+    let client = support::secrets_client_for(&support::LocalDynamo::shared().endpoint);
+    client.put_secret_value().secret_id(&arn).secret_string(engagelab_secret("second-token")).send().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let response = ResponseUrl::start().await;
+    let id = answer["PhysicalResourceId"].as_str().unwrap().to_owned();
+    let event = request("Update", &response, Some(&id), properties(&["deliver"], None));
+    let answer = handle(&*registrar.current().await, &event, &response).await;
+    assert_answer(&answer, "SUCCESS", &event);
+    assert_eq!(engagelab.webhooks()[0]["url"], format!("{CALLBACK_URL}?token=second-token"));
+    assert!(!answer.to_string().contains("second-token"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_secret_without_the_api_key_fails_the_start_naming_it() {
+    let engagelab = FakeEngageLab::start().await;
+    let text = json!({ "ENGAGELAB_API_USER": API_USER, "ENGAGELAB_WEBHOOK_TOKEN": "some-token" }).to_string();
+    let arn = new_secret("registration-no-key", text).await;
+    let error = Registrar::from_settings(settings_with_secret(&engagelab, &arn)).await.err().unwrap().to_string();
+    assert!(error.contains("has no ENGAGELAB_API_KEY") && !error.contains("some-token"), "{error}");
 }
