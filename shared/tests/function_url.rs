@@ -4,14 +4,12 @@
 
 mod support;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
-use mailhooks::event::{event_id, BounceType, Event, EventIdentity, EventType};
 use mailhooks::http::{EventsApi, SuppressionsApi, WebhookReceiver, EVENTS_API_TOKEN};
 use mailhooks::providers;
 use mailhooks::reader::EventReader;
-use mailhooks::store::EventStore;
 use mailhooks::suppression::SuppressionList;
 use serde_json::{json, Value};
 use support::{repo_root, LocalDynamo, SampleEvent};
@@ -67,10 +65,6 @@ async fn every_webhook_stores_its_function_url_callback_as_the_same_event() {
         let (status, body) = answer(receiver.handle(through_api).await.expect("handlers always answer"));
         assert_eq!((status, body), (200, json!({"stored": 0, "duplicates": 1})), "{}", provider.name);
     }
-}
-
-fn at(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text).unwrap().to_utc()
 }
 
 #[tokio::test]
