@@ -420,14 +420,11 @@ async fn a_failing_read_is_a_500_without_the_cause() {
     assert_eq!(answer, (500, json!({"error": "storage unavailable"})));
 }
 
+/// The read samples of `events/events-api/` find what the webhook samples store.
 #[tokio::test]
 async fn the_sample_get_events_are_answered() {
-    let mut message =
-        event("engagelab", EventType::Delivered, at("2023-11-14T01:00:00Z"), "sample-message-1", "jane@example.com");
-    message.subject = Some("Welcome".into());
-    let bounce =
-        event("sendpost", EventType::Bounced, at("2023-11-14T02:00:00Z"), "sample-message-2", "jane@example.com");
-    let api = api(&table_with(&[message, bounce]).await, Some(TOKEN));
+    let api = api(&LocalDynamo::shared().table_with_every_sample().await, Some(TOKEN));
+    let engagelab_message = "1675758375681_15_6393_8309.sc-10_2_226_96-test0$12345@gmail.com";
 
     let directory = repo_root().join("events/events-api");
     let mut samples: Vec<_> =
@@ -441,7 +438,30 @@ async fn the_sample_get_events_are_answered() {
         let request =
             lambda_http::request::from_str(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
         let (status, body) = call(&api, request).await;
-        assert_eq!(status, 200, "{}: {body}", path.display());
-        assert!(!body["events"].as_array().unwrap().is_empty(), "{}: {body}", path.display());
+        let name = path.file_stem().unwrap().to_string_lossy();
+        assert_eq!(status, 200, "{name}: {body}");
+        let events = body["events"].as_array().unwrap();
+        assert!(!events.is_empty(), "{name}: {body}");
+        let found = |wanted: &Value| {
+            events.iter().any(|event| wanted.as_object().unwrap().iter().all(|(key, value)| &event[key] == value))
+        };
+        match name.as_ref() {
+            "message" => {
+                let all_of_it = |event: &Value| event["message_id"] == engagelab_message && event["provider"] == "engagelab";
+                assert!(events.iter().all(all_of_it), "{name}: {body}");
+                assert!(found(&json!({"event_type": "delivered", "recipient": "12345@gmail.com"})), "{name}: {body}");
+                assert!(events.iter().all(|event| event["raw"].is_object()), "{name}: raw decoded: {body}");
+            }
+            "recipient" => {
+                assert!(events.iter().all(|event| event["recipient"] == "12345@gmail.com"), "{name}: {body}");
+                let delivered = json!({"provider": "engagelab", "event_type": "delivered", "message_id": engagelab_message});
+                assert!(found(&delivered), "{name}: {body}");
+            }
+            _ => {
+                assert!(events.iter().all(|event| event["event_type"] == "bounced"), "{name}: {body}");
+                let hard = json!({"provider": "sendpost", "recipient": "gavin@hooli.com", "bounce_type": "hard"});
+                assert!(found(&hard), "{name}: {body}");
+            }
+        }
     }
 }

@@ -117,6 +117,21 @@ impl LocalDynamo {
         names
     }
 
+    /// A new table holding every webhook sample of `events/<provider>/`, each posted through its
+    /// provider's receiver as the function receives it: what the read samples of `events/` read.
+    pub async fn table_with_every_sample(&self) -> String {
+        let table = self.new_table();
+        for sample in SampleEvent::all() {
+            let receiver =
+                mailhooks::http::WebhookReceiver::from_env(sample.provider(), &sample_env, self.store(&table, 0))
+                    .expect("sample configuration is valid");
+            let response = receiver.handle(sample.request()).await.expect("handlers always answer");
+            let (status, body) = status_and_json(response);
+            assert_eq!(status, 200, "{}: {body}", sample.name());
+        }
+        table
+    }
+
     pub fn store(&self, table: &str, retention_days: u32) -> DynamoStore {
         DynamoStore::new(self.client(), table, retention_days)
     }
