@@ -12,11 +12,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_dynamodbstreams::types::{AttributeValue as StreamValue, Record, ShardIteratorType};
 use base64::Engine;
-use mailhooks::event::{event_id, Event, EventIdentity, EventType};
+use mailhooks::receive::event::{event_id, Event, EventIdentity, EventType};
 use mailhooks::fan_out::{eventbridge_timeouts, Publisher, StreamBatch, EMAIL_EVENT, SOURCE, SUPPRESSION_CHANGED};
 use mailhooks::http::WebhookReceiver;
 use mailhooks::store::EventStore;
-use mailhooks::suppression::SuppressionList;
+use mailhooks::read::suppressions::SuppressionList;
 use serde_json::{json, Map, Value};
 use support::{LocalDynamo, SampleEvent};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
