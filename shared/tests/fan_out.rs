@@ -274,7 +274,7 @@ fn attribute(value: &StreamValue) -> Value {
     }
 }
 
-/// What the design publishes of an event's item: everything but keys, TTL and raw.
+/// What `Email Event` publishes of an event's item: everything but keys, TTL and raw.
 fn published_attributes(mut item: Map<String, Value>) -> Value {
     item.retain(|name, _| {
         !["pk", "sk", "raw", "raw_object", "expires_at"].contains(&name.as_str()) && !name.starts_with("gsi")
