@@ -3,7 +3,9 @@ use mailhooks::config::Settings;
 use mailhooks::http::EventsApi;
 use mailhooks::read::events::EventReader;
 
-#[tokio::main]
+// Lambda hands an instance one request at a time: a second worker thread would only add
+// cross-thread wake-ups to every request (docs/benchmarks.md, "CPU per invocation").
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let env = |name: &str| std::env::var(name).ok();

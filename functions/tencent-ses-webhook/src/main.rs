@@ -4,7 +4,9 @@ use mailhooks::http::WebhookReceiver;
 use mailhooks::receive::providers::tencent_ses;
 use mailhooks::store::DynamoStore;
 
-#[tokio::main]
+// Lambda hands an instance one request at a time: a second worker thread would only add
+// cross-thread wake-ups to every request (docs/benchmarks.md, "CPU per invocation").
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let env = |name: &str| std::env::var(name).ok();
