@@ -122,7 +122,7 @@ mod tests {
     }
 
     #[test]
-    fn keys_follow_the_design() {
+    fn keys_follow_the_table_layout() {
         let keys = EventKeys::of(&event());
         assert_eq!(keys.pk, "MSG#engagelab#m-1");
         assert_eq!(keys.sk, "2023-02-17T06:35:11.325Z#a7f3c0de00112233445566778899aabb");
