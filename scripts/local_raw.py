@@ -4,7 +4,7 @@ attribute-value form (what boto3's low-level client answers): scripts/read-event
 The same rules as shared/src/raw_codec.rs, described in docs/reading.md:
 - `S`: the text itself.
 - `B`: a zlib stream. Without FDICT it is plain zlib. With FDICT its preset dictionary is the
-  provider's file in shared/src/raw_dictionaries/, alone (older items) or followed by the
+  provider's file in shared/src/store/raw_dictionaries/, alone (older items) or followed by the
   item's context: the strings of the CONTEXT attributes in that order (list elements in order,
   map values by key in byte order, depth first; other types add nothing), cut at 4,096 bytes.
   The stream's DICTID (Adler-32 of the dictionary) says which.
@@ -16,7 +16,7 @@ import hashlib
 import zlib
 from pathlib import Path
 
-DICTIONARIES = Path(__file__).resolve().parent.parent / "shared" / "src" / "raw_dictionaries"
+DICTIONARIES = Path(__file__).resolve().parent.parent / "shared" / "src" / "store" / "raw_dictionaries"
 CONTEXT = ("message_id", "recipient", "sender", "subject", "reason", "click_url", "user_agent",
            "ip", "account", "provider_event", "tags", "metadata")
 MAX_CONTEXT_BYTES = 4096

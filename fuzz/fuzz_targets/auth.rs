@@ -11,7 +11,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use mailhooks::auth::{AuthRequest, ENGAGELAB_APP_KEY, ENGAGELAB_SIGNATURE, ENGAGELAB_TIMESTAMP, SENDPOST_SIGNATURE, SENDPOST_SIGNATURE_ALG};
-use mailhooks::providers::{engagelab, sendpost, tencent_ses, Provider};
+use mailhooks::receive::providers::{engagelab, sendpost, tencent_ses, Provider};
 use md5::{Digest, Md5};
 use sha2::Sha256;
 

@@ -5,5 +5,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    mailhooks_fuzz::check_parse(&mailhooks::providers::tencent_ses::PROVIDER, data);
+    mailhooks_fuzz::check_parse(&mailhooks::receive::providers::tencent_ses::PROVIDER, data);
 });

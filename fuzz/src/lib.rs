@@ -3,9 +3,11 @@
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
-use mailhooks::event::Event;
-use mailhooks::providers::Provider;
-use mailhooks::store::{decode_raw, DynamoStore, EventKeys};
+use mailhooks::receive::event::Event;
+use mailhooks::receive::providers::Provider;
+use mailhooks::store::keys::EventKeys;
+use mailhooks::store::raw_codec::decode_raw;
+use mailhooks::store::DynamoStore;
 
 /// A fixed receive time keeps every run reproducible.
 pub fn now() -> DateTime<Utc> {

@@ -13,9 +13,9 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use hmac::{KeyInit, Mac};
 use http::{HeaderMap, HeaderValue};
 use mailhooks::auth::{AuthRequest, Authenticator};
-use mailhooks::event::{event_id, EventIdentity};
-use mailhooks::json;
-use mailhooks::providers::{self, Provider};
+use mailhooks::receive::event::{event_id, EventIdentity};
+use mailhooks::receive::json;
+use mailhooks::receive::providers::{self, Provider};
 
 const ENGAGELAB_KEY: &str = "bench-engagelab-key";
 const SENDPOST_KEY: &str = "bench-sendpost-key";

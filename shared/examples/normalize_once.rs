@@ -16,7 +16,7 @@ use chrono::Utc;
 use hmac::{KeyInit, Mac};
 use http::{HeaderMap, HeaderValue};
 use mailhooks::auth::{AuthRequest, Authenticator};
-use mailhooks::providers;
+use mailhooks::receive::providers;
 
 const KEY: &str = "callgrind-key";
 

@@ -18,6 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::BehaviorVersion;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
 
@@ -105,7 +108,7 @@ impl Settings {
         match env(SECRET_ARN).map(|id| id.trim().to_owned()).filter(|id| !id.is_empty()) {
             None => Ok(Settings::env_only(env)),
             Some(id) => {
-                let client = Client::new(&crate::store::sdk_config().await);
+                let client = Client::new(&sdk_config().await);
                 Ok(Settings::with_secret(env, client, id, ttl))
             }
         }
@@ -301,6 +304,29 @@ impl Drop for ClearOnDrop<'_> {
     fn drop(&mut self) {
         self.0.store(false, Ordering::Release);
     }
+}
+
+/// `EVENTS_TABLE`, the one table every function reads or writes.
+pub fn events_table_from_env(env: Env<'_>) -> Result<String, ConfigError> {
+    env("EVENTS_TABLE")
+        .filter(|name| !name.trim().is_empty())
+        .ok_or(ConfigError::Invalid { name: "EVENTS_TABLE", expected: "set to the events table's name" })
+}
+
+/// The AWS configuration for a handler that must answer EngageLab within 3 seconds: a slow
+/// DynamoDB call gives up in time for a 500, and the provider's retry tries again.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_millis(500))
+                .operation_attempt_timeout(Duration::from_millis(1000))
+                .operation_timeout(Duration::from_millis(2500))
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .load()
+        .await
 }
 
 #[cfg(test)]

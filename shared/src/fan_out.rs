@@ -24,8 +24,8 @@ use serde_dynamo::{AttributeValue, Item};
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
-use crate::auth::ConfigError;
-use crate::providers::Env;
+use crate::config::ConfigError;
+use crate::config::Env;
 
 pub const EVENT_BUS_NAME: &str = "EVENT_BUS_NAME";
 pub const SOURCE: &str = "mailhooks";

@@ -15,14 +15,15 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::auth::{AuthError, AuthRequest, Authenticator, BearerToken};
-use crate::config::{ConfigError, Live, Settings};
-use crate::cursor::CursorKey;
+use crate::config::{ConfigError, Env, Live, Settings};
 use crate::metrics::{tally, MetricsSink, Outcome, RequestMetrics, Stdout};
-use crate::providers::{Env, PayloadError, Provider};
-use crate::query::{EventQuery, ParameterError};
-use crate::reader::{EventPage, EventReader, ReadError};
+use crate::read::cursor::CursorKey;
+use crate::read::events::{EventPage, EventReader, ReadError};
+use crate::read::query::{EventQuery, ParameterError};
+use crate::read::suppressions::{address_from_path, ListQuery, SuppressionList};
+use crate::receive::providers::{PayloadError, Provider};
+use crate::store::suppressions::SuppressionError;
 use crate::store::{EventStore, StoreError, StoreReport};
-use crate::suppression::{address_from_path, ListQuery, SuppressionError, SuppressionList};
 
 /// Lambda's own request payload limit; a larger body could never have been delivered whole.
 pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;

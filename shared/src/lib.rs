@@ -1,28 +1,20 @@
 //! mailhooks: verify email providers' webhooks, normalize them into one event vocabulary,
 //! and store each event exactly once in DynamoDB.
+//!
+//! The modules follow the data: [`receive`] turns a provider's bytes and headers into
+//! events, [`store`] writes them (and the suppressions they call for) exactly once, [`read`]
+//! answers the read APIs from the table, and [`http`] is the Lambda face of all three.
+//! [`auth`] and [`config`] serve them all; dependencies point from the top of this list down.
 
 pub mod auth;
 pub mod aws_error;
 pub mod config;
-pub mod cursor;
 #[cfg(feature = "engagelab-api")]
 pub mod engagelab_api;
-#[cfg(feature = "engagelab-cli")]
-pub mod engagelab_cli;
-#[cfg(feature = "engagelab-api")]
-pub mod engagelab_registration;
-pub mod event;
 #[cfg(feature = "publisher")]
 pub mod fan_out;
-pub mod json;
-pub mod metrics;
-pub mod providers;
 pub mod http;
-#[cfg(feature = "engagelab-api")]
-pub mod https_client;
-pub mod query;
-pub mod raw_codec;
-pub mod raw_object;
-pub mod reader;
+pub mod metrics;
+pub mod read;
+pub mod receive;
 pub mod store;
-pub mod suppression;

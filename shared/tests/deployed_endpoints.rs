@@ -35,12 +35,12 @@ async fn the_inert_endpoint_settings_of_the_template_change_nothing_and_the_loca
     // An empty endpoint variable alone would be taken as the endpoint.
     set("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "false");
     set("AWS_ENDPOINT_URL_DYNAMODB", "");
-    assert_eq!(endpoint_of(&mailhooks::store::sdk_config().await, "DynamoDB").as_deref(), Some(""));
+    assert_eq!(endpoint_of(&mailhooks::config::sdk_config().await, "DynamoDB").as_deref(), Some(""));
 
     // Deployed: the template's values.
     set("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true");
     set("AWS_ENDPOINT_URL_S3", "");
-    let deployed = mailhooks::store::sdk_config().await;
+    let deployed = mailhooks::config::sdk_config().await;
     assert_eq!(endpoint_of(&deployed, "DynamoDB"), None);
     assert_eq!(endpoint_of(&deployed, "S3"), None);
 
@@ -51,7 +51,7 @@ async fn the_inert_endpoint_settings_of_the_template_change_nothing_and_the_loca
     for name in ["AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3"] {
         set(name, values[name].as_str().unwrap());
     }
-    let invoked = mailhooks::store::sdk_config().await;
+    let invoked = mailhooks::config::sdk_config().await;
     assert_eq!(endpoint_of(&invoked, "DynamoDB").as_deref(), values["AWS_ENDPOINT_URL_DYNAMODB"].as_str());
     assert_eq!(endpoint_of(&invoked, "S3").as_deref(), values["AWS_ENDPOINT_URL_S3"].as_str());
 }

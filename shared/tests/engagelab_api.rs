@@ -10,8 +10,8 @@ use fake_engagelab::{FakeEngageLab, API_KEY, API_USER};
 use http::StatusCode;
 use mailhooks::auth::Secret;
 use mailhooks::engagelab_api::{ApiConfig, BaseUrl, EngageLabApi, EngageLabApiError, WebhookEvent, WebhookSettings};
-use mailhooks::engagelab_cli::{self, CliError};
-use mailhooks::https_client::{HttpsClient, TransportError};
+use mailhooks::engagelab_api::cli::{self, CliError};
+use mailhooks::engagelab_api::https_client::{HttpsClient, TransportError};
 use serde_json::json;
 
 fn api(engagelab: &FakeEngageLab) -> EngageLabApi {
@@ -172,7 +172,7 @@ async fn cli(engagelab: &FakeEngageLab, token: Option<&str>, args: &[&str]) -> R
     };
     let mut out = Vec::new();
     let arguments = std::iter::once("engagelab-webhooks").chain(args.iter().copied());
-    engagelab_cli::run(arguments, &env, &mut out).await?;
+    cli::run(arguments, &env, &mut out).await?;
     Ok(String::from_utf8(out).unwrap())
 }
 
@@ -238,7 +238,7 @@ async fn cli_refuses_bad_input_before_calling_engagelab() {
 
     let mut out = Vec::new();
     let no_key = |name: &str| (name == "ENGAGELAB_API_USER").then(|| API_USER.to_owned());
-    let error = engagelab_cli::run(["engagelab-webhooks", "list"], &no_key, &mut out).await.unwrap_err();
+    let error = cli::run(["engagelab-webhooks", "list"], &no_key, &mut out).await.unwrap_err();
     assert_eq!(error.to_string(), "ENGAGELAB_API_KEY must be set");
 }
 

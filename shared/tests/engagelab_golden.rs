@@ -7,8 +7,8 @@
 
 mod golden;
 
-use mailhooks::event::{format_timestamp, BounceType, Event, EventType};
-use mailhooks::providers::engagelab::PROVIDER;
+use mailhooks::receive::event::{format_timestamp, BounceType, Event, EventType};
+use mailhooks::receive::providers::engagelab::PROVIDER;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use base64::Engine;
 use fake_engagelab::{FakeEngageLab, ResponseUrl, ALL_CODES, API_KEY, API_USER};
 use mailhooks::config::Settings;
-use mailhooks::engagelab_registration::{Registrar, RESPONSE_RESERVE};
+use mailhooks::engagelab_api::registration::{Registrar, RESPONSE_RESERVE};
 use serde_json::{json, Value};
 
 const CALLBACK_URL: &str = "https://abc123.execute-api.us-east-1.amazonaws.com/webhooks/engagelab";

@@ -8,11 +8,12 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, Utc};
 use lambda_http::Request;
-use mailhooks::event::{event_id, format_timestamp, BounceType, Event, EventIdentity, EventType};
-use mailhooks::json;
+use mailhooks::receive::event::{event_id, format_timestamp, BounceType, Event, EventIdentity, EventType};
+use mailhooks::receive::json;
 use mailhooks::http::{EventsApi, EVENTS_API_TOKEN};
-use mailhooks::reader::EventReader;
-use mailhooks::store::{type_shard, EventKeys, EventStore};
+use mailhooks::read::events::EventReader;
+use mailhooks::store::keys::{type_shard, EventKeys};
+use mailhooks::store::EventStore;
 use serde_json::{json, Value};
 use support::{repo_root, LocalDynamo};
 

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_dynamodbstreams::types::{AttributeValue as StreamValue, Record, ShardIteratorType};
 use base64::Engine;
-use mailhooks::event::{event_id, Event, EventIdentity, EventType};
+use mailhooks::receive::event::{event_id, Event, EventIdentity, EventType};
 use mailhooks::fan_out::{eventbridge_timeouts, Publisher, StreamBatch, EMAIL_EVENT, SOURCE, SUPPRESSION_CHANGED};
 use mailhooks::http::WebhookReceiver;
 use mailhooks::store::EventStore;
-use mailhooks::suppression::SuppressionList;
+use mailhooks::read::suppressions::SuppressionList;
 use serde_json::{json, Map, Value};
 use support::{LocalDynamo, SampleEvent};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -274,7 +274,7 @@ fn attribute(value: &StreamValue) -> Value {
     }
 }
 
-/// What the design publishes of an event's item: everything but keys, TTL and raw.
+/// What `Email Event` publishes of an event's item: everything but keys, TTL and raw.
 fn published_attributes(mut item: Map<String, Value>) -> Value {
     item.retain(|name, _| {
         !["pk", "sk", "raw", "raw_object", "expires_at"].contains(&name.as_str()) && !name.starts_with("gsi")

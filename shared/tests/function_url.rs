@@ -8,9 +8,9 @@ use chrono::Utc;
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 use mailhooks::http::{EventsApi, SuppressionsApi, WebhookReceiver, EVENTS_API_TOKEN};
-use mailhooks::providers;
-use mailhooks::reader::EventReader;
-use mailhooks::suppression::SuppressionList;
+use mailhooks::receive::providers;
+use mailhooks::read::events::EventReader;
+use mailhooks::read::suppressions::SuppressionList;
 use serde_json::{json, Value};
 use support::{repo_root, LocalDynamo, SampleEvent};
 

@@ -12,8 +12,9 @@ use std::path::PathBuf;
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use mailhooks::http::WebhookReceiver;
-use mailhooks::providers::{self, Provider};
-use mailhooks::store::{decode_raw, DynamoStore};
+use mailhooks::receive::providers::{self, Provider};
+use mailhooks::store::raw_codec::decode_raw;
+use mailhooks::store::DynamoStore;
 use serde_json::{json, Map, Value};
 use support::{LocalDynamo, ENGAGELAB_TEST_KEY, SENDPOST_TEST_KEY, TENCENT_SES_TEST_TOKEN};
 

@@ -10,10 +10,10 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use lambda_http::{Context, Request, RequestExt};
-use mailhooks::event::Event;
+use mailhooks::receive::event::Event;
 use mailhooks::http::WebhookReceiver;
 use mailhooks::metrics::{Captured, Outcome, METRICS, NAMESPACE};
-use mailhooks::providers::Provider;
+use mailhooks::receive::providers::Provider;
 use mailhooks::store::DynamoStore;
 use serde_json::Value;
 use support::{FaultyProxy, LocalDynamo, SampleEvent};
@@ -110,7 +110,7 @@ async fn every_sample_is_counted_by_what_it_stored() {
         let suppressed: HashSet<&str> = expected
             .iter()
             .filter(|event| {
-                matches!(mailhooks::suppression::trigger(event), Some(mailhooks::suppression::Trigger::Suppress(_)))
+                matches!(mailhooks::store::suppressions::trigger(event), Some(mailhooks::store::suppressions::Trigger::Suppress(_)))
             })
             .filter_map(|event| event.recipient.as_deref())
             .collect();

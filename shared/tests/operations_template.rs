@@ -6,10 +6,10 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mailhooks::event::EventType;
+use mailhooks::receive::event::EventType;
 use mailhooks::metrics::{Outcome, METRICS, NAMESPACE};
-use mailhooks::providers;
-use mailhooks::suppression::Reason;
+use mailhooks::receive::providers;
+use mailhooks::store::suppressions::Reason;
 use serde_json::Value;
 
 /// `template.yaml` as JSON; a tag such as `!Sub x` becomes `{"!Sub": x}`.

@@ -19,7 +19,7 @@ use mailhooks::auth::{
     AuthError, AuthRequest, Authenticator, SecretList, ENGAGELAB_APP_KEY, ENGAGELAB_SIGNATURE, ENGAGELAB_TIMESTAMP,
     SENDPOST_SIGNATURE, SENDPOST_SIGNATURE_ALG,
 };
-use mailhooks::providers::{Provider, ALL};
+use mailhooks::receive::providers::{Provider, ALL};
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
 use serde_json::{Map, Number, Value};
@@ -113,7 +113,7 @@ fn assert_parses_or_refuses(body: &[u8], origin: &str) -> Result<(), TestCaseErr
 
 fn assert_events_are_storable(
     provider: &Provider,
-    events: &[mailhooks::event::Event],
+    events: &[mailhooks::receive::event::Event],
     origin: &str,
 ) -> Result<(), TestCaseError> {
     prop_assert!(!events.is_empty(), "{} gave no events for {origin}", provider.name);

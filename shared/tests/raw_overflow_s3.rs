@@ -10,9 +10,10 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use mailhooks::http::{EventsApi, WebhookReceiver, EVENTS_API_TOKEN, MAX_BODY_BYTES};
-use mailhooks::raw_object::{answer_bytes, RawObjectRef, RawObjects, ANSWER_BYTES};
-use mailhooks::reader::EventReader;
-use mailhooks::store::{item_size, DynamoStore, EventStore, MAX_ITEM_BYTES};
+use mailhooks::store::raw_object::{answer_bytes, RawObjectRef, RawObjects, ANSWER_BYTES};
+use mailhooks::read::events::EventReader;
+use mailhooks::store::keys::item_size;
+use mailhooks::store::{DynamoStore, EventStore, MAX_ITEM_BYTES};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use support::{FaultyProxy, LocalDynamo, SampleEvent};
@@ -101,7 +102,7 @@ fn two_megabyte_route(seed: u64) -> String {
 }
 
 /// The event the store receives for `body`: its id and `raw`.
-fn parsed(body: &str) -> mailhooks::event::Event {
+fn parsed(body: &str) -> mailhooks::receive::event::Event {
     let sample = SampleEvent::named("engagelab/route");
     let mut events = sample.provider().parse(body.as_bytes(), chrono::Utc::now()).unwrap();
     assert_eq!(events.len(), 1);
@@ -139,7 +140,7 @@ async fn get(api: &EventsApi, query: &str) -> (u16, Value) {
 
 /// The event as `GET /events?include_raw=true` answers it, by message and by recipient (the
 /// table, and an index whose entries leave `raw` and `raw_object` out).
-async fn read_back_with_raw(api: &EventsApi, event: &mailhooks::event::Event) -> Vec<Value> {
+async fn read_back_with_raw(api: &EventsApi, event: &mailhooks::receive::event::Event) -> Vec<Value> {
     let message = format!("message_id={}&provider=engagelab", event.message_id.as_deref().unwrap());
     let recipient = format!("recipient={}", event.recipient.as_deref().unwrap().replace('@', "%40"));
     let mut answered = Vec::new();
@@ -157,7 +158,7 @@ async fn read_back_with_raw(api: &EventsApi, event: &mailhooks::event::Event) ->
 }
 
 /// Checks that `GET /events?include_raw=true` answers the event's `raw` whole, both ways.
-async fn assert_read_back_whole(api: &EventsApi, event: &mailhooks::event::Event) {
+async fn assert_read_back_whole(api: &EventsApi, event: &mailhooks::receive::event::Event) {
     let expected: Value = serde_json::from_str(&event.raw).unwrap();
     for answered in read_back_with_raw(api, event).await {
         assert!(*answered_raw(&answered) == expected, "{}: raw answered whole", event.event_id);
@@ -166,7 +167,7 @@ async fn assert_read_back_whole(api: &EventsApi, event: &mailhooks::event::Event
 
 /// Checks that `GET /events?include_raw=true` answers the event with its object's key instead
 /// of `raw`, both ways.
-async fn assert_read_back_by_key(api: &EventsApi, event: &mailhooks::event::Event, reference: &RawObjectRef) {
+async fn assert_read_back_by_key(api: &EventsApi, event: &mailhooks::receive::event::Event, reference: &RawObjectRef) {
     let expected = json!({"key": reference.key, "sha256": reference.sha256, "bytes": reference.bytes});
     for answered in read_back_with_raw(api, event).await {
         assert!(answered.get("raw").is_none(), "{}: no raw", event.event_id);
@@ -223,7 +224,7 @@ async fn a_raw_no_answer_can_carry_goes_to_s3_even_when_it_compresses_small_and_
     let body = route_body("\"".repeat(1_550_000), prose(1_000), prose(1_000));
     let event = parsed(&body);
     assert!(answer_bytes(&event.raw) > ANSWER_BYTES, "{} bytes answered", answer_bytes(&event.raw));
-    let compressed = mailhooks::store::encode_raw(&event.provider, &event.raw, &HashMap::new());
+    let compressed = mailhooks::store::raw_codec::encode_raw(&event.provider, &event.raw, &HashMap::new());
     assert!(matches!(&compressed, AttributeValue::B(blob) if blob.as_ref().len() < MAX_ITEM_BYTES / 2), "it would fit");
 
     assert_eq!(post(&receiver, &body).await, (200, json!({"stored": 1, "duplicates": 0})));

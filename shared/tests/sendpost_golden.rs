@@ -8,8 +8,8 @@ mod golden;
 use hmac::{Hmac, KeyInit, Mac};
 use http::{HeaderMap, HeaderValue};
 use mailhooks::auth::{AuthError, AuthRequest};
-use mailhooks::event::{Event, EventType};
-use mailhooks::providers::sendpost::PROVIDER;
+use mailhooks::receive::event::{Event, EventType};
+use mailhooks::receive::providers::sendpost::PROVIDER;
 use serde_json::{json, Value};
 use sha2::Sha256;
 

@@ -6,10 +6,11 @@ mod support;
 
 use chrono::{DateTime, Duration, Utc};
 use lambda_http::{Body, Request};
-use mailhooks::event::{event_id, BounceType, Event, EventIdentity, EventType};
+use mailhooks::receive::event::{event_id, BounceType, Event, EventIdentity, EventType};
 use mailhooks::http::{SuppressionsApi, EVENTS_API_TOKEN};
 use mailhooks::store::{DynamoStore, EventStore};
-use mailhooks::suppression::{suppression_pk, SuppressionList};
+use mailhooks::read::suppressions::SuppressionList;
+use mailhooks::store::suppressions::suppression_pk;
 use serde_json::{json, Value};
 use support::LocalDynamo;
 
@@ -73,7 +74,7 @@ async fn status_of(api: &SuppressionsApi, email: &str) -> Value {
 }
 
 /// The stored suppression item, as DynamoDB holds it.
-async fn item(table: &str, recipient: &str) -> Option<mailhooks::store::Item> {
+async fn item(table: &str, recipient: &str) -> Option<mailhooks::store::keys::Item> {
     LocalDynamo::shared()
         .client()
         .get_item()

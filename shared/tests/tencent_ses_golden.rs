@@ -7,8 +7,8 @@ mod golden;
 
 use http::HeaderMap;
 use mailhooks::auth::{AuthError, AuthRequest};
-use mailhooks::event::{BounceType, Event, EventType};
-use mailhooks::providers::tencent_ses::PROVIDER;
+use mailhooks::receive::event::{BounceType, Event, EventType};
+use mailhooks::receive::providers::tencent_ses::PROVIDER;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::Request;
 use mailhooks::http::WebhookReceiver;
-use mailhooks::providers::{self, Provider};
+use mailhooks::receive::providers::{self, Provider};
 use mailhooks::store::{DynamoStore, EventStore};
 use serde_json::Value;
 use support::{FaultyProxy, LocalDynamo, SampleEvent};
@@ -62,8 +62,8 @@ async fn every_sample_event_is_stored_once_with_its_attributes() {
         }
         // Hard bounces, complaints, unsubscribes and invalid addresses suppress at once.
         let suppressions = all_items_under(local, &table, "SUPP#").await;
-        let suppresses_at_once = |event: &mailhooks::event::Event| {
-            matches!(mailhooks::suppression::trigger(event), Some(mailhooks::suppression::Trigger::Suppress(_)))
+        let suppresses_at_once = |event: &mailhooks::receive::event::Event| {
+            matches!(mailhooks::store::suppressions::trigger(event), Some(mailhooks::store::suppressions::Trigger::Suppress(_)))
         };
         for event in &expected {
             let recipient = event.recipient.as_deref().unwrap_or_default();
@@ -76,8 +76,8 @@ async fn every_sample_event_is_stored_once_with_its_attributes() {
     }
 }
 
-fn assert_item_matches(item: &HashMap<String, AttributeValue>, event: &mailhooks::event::Event, sample: &str) {
-    let keys = mailhooks::store::EventKeys::of(event);
+fn assert_item_matches(item: &HashMap<String, AttributeValue>, event: &mailhooks::receive::event::Event, sample: &str) {
+    let keys = mailhooks::store::keys::EventKeys::of(event);
     assert_eq!(text(item, "pk"), Some(keys.pk.as_str()), "{sample}");
     assert_eq!(text(item, "gsi1pk"), keys.gsi1pk.as_deref(), "{sample}");
     // A payload without a timestamp occurs when it is received, which the handler's clock
@@ -100,7 +100,7 @@ fn assert_item_matches(item: &HashMap<String, AttributeValue>, event: &mailhooks
     assert_eq!(text(item, "message_id"), event.message_id.as_deref(), "{sample}");
     assert_eq!(text(item, "recipient"), event.recipient.as_deref(), "{sample}");
     assert!(item.contains_key("received_at"), "{sample}");
-    let raw = mailhooks::store::decode_raw(&item["raw"], item).expect("raw decodes");
+    let raw = mailhooks::store::raw_codec::decode_raw(&item["raw"], item).expect("raw decodes");
     assert_eq!(raw, event.raw, "{sample}: raw is kept exactly as received");
     assert!(item.contains_key("expires_at"), "{sample}: RETENTION_DAYS=30 sets the TTL");
     for (name, value) in item {

@@ -4,7 +4,7 @@
 //!
 //! The target is 3 units (1 for the item, 1 per index entry). Both indexes sort on the table's
 //! own `sk`, so no item or entry carries a copy of it; `raw` is compressed with the provider's
-//! preset dictionary followed by the item's own texts (`mailhooks::raw_codec`), so it does not
+//! preset dictionary followed by the item's own texts (`mailhooks::store::raw_codec`), so it does not
 //! spell out a second time what the normalized attributes already hold. The samples still over
 //! are listed in [`OVER_TARGET`] and must stay within 4 units; every other sample must meet 3,
 //! and a listed sample that meets 3 fails the test too, so the list stays exact.
@@ -16,8 +16,9 @@ use std::path::Path;
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::types::AttributeValue;
-use mailhooks::providers;
-use mailhooks::store::{DynamoStore, Item};
+use mailhooks::receive::providers;
+use mailhooks::store::keys::Item;
+use mailhooks::store::DynamoStore;
 
 /// Attributes every GSI entry carries besides the projected ones: both tables' keys.
 const KEY_ATTRIBUTES: [&str; 2] = ["pk", "sk"];

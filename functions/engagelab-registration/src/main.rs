@@ -1,6 +1,6 @@
 use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
 use mailhooks::config::Settings;
-use mailhooks::engagelab_registration::Registrar;
+use mailhooks::engagelab_api::registration::Registrar;
 use serde_json::Value;
 
 #[tokio::main]

@@ -1,7 +1,7 @@
 use lambda_http::{run, service_fn, tracing, Error};
 use mailhooks::config::Settings;
 use mailhooks::http::WebhookReceiver;
-use mailhooks::providers::engagelab;
+use mailhooks::receive::providers::engagelab;
 use mailhooks::store::DynamoStore;
 
 #[tokio::main]

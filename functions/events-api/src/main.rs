@@ -1,7 +1,7 @@
 use lambda_http::{run, service_fn, tracing, Error};
 use mailhooks::config::Settings;
 use mailhooks::http::EventsApi;
-use mailhooks::reader::EventReader;
+use mailhooks::read::events::EventReader;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

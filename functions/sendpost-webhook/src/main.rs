@@ -1,7 +1,7 @@
 use lambda_http::{run, service_fn, tracing, Error};
 use mailhooks::config::Settings;
 use mailhooks::http::WebhookReceiver;
-use mailhooks::providers::sendpost;
+use mailhooks::receive::providers::sendpost;
 use mailhooks::store::DynamoStore;
 
 #[tokio::main]

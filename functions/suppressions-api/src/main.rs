@@ -1,7 +1,7 @@
 use lambda_http::{run, service_fn, tracing, Error};
 use mailhooks::config::Settings;
 use mailhooks::http::SuppressionsApi;
-use mailhooks::suppression::SuppressionList;
+use mailhooks::read::suppressions::SuppressionList;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

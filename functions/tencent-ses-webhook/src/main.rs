@@ -1,7 +1,7 @@
 use lambda_http::{run, service_fn, tracing, Error};
 use mailhooks::config::Settings;
 use mailhooks::http::WebhookReceiver;
-use mailhooks::providers::tencent_ses;
+use mailhooks::receive::providers::tencent_ses;
 use mailhooks::store::DynamoStore;
 
 #[tokio::main]

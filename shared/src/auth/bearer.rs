@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{AuthError, Secret};
-use crate::providers::Env;
+use crate::config::Env;
 
 /// `EVENTS_API_TOKEN`: one shared secret, sent as `Authorization: Bearer <token>`.
 #[derive(Debug, Clone)]

@@ -11,8 +11,8 @@ use std::fs;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use mailhooks::event::Event;
-use mailhooks::providers::Provider;
+use mailhooks::receive::event::Event;
+use mailhooks::receive::providers::Provider;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::Client;
-use mailhooks::raw_object::RawObjects;
+use mailhooks::store::raw_object::RawObjects;
 use mailhooks::store::DynamoStore;
 
 pub fn repo_root() -> PathBuf {
@@ -168,7 +168,7 @@ pub fn s3_client_for(endpoint: &str) -> aws_sdk_s3::Client {
         .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "tests"))
         .endpoint_url(endpoint)
         .force_path_style(true)
-        .timeout_config(mailhooks::raw_object::s3_timeouts())
+        .timeout_config(mailhooks::store::raw_object::s3_timeouts())
         .build();
     aws_sdk_s3::Client::from_conf(config)
 }
@@ -251,7 +251,7 @@ fn hmac_hex(key: &str, message: &[u8]) -> String {
 #[derive(Clone)]
 pub struct SampleEvent {
     name: String,
-    provider: &'static mailhooks::providers::Provider,
+    provider: &'static mailhooks::receive::providers::Provider,
     event: serde_json::Value,
 }
 
@@ -259,7 +259,7 @@ impl SampleEvent {
     /// Every webhook sample, in a stable order.
     pub fn all() -> Vec<SampleEvent> {
         let mut samples = Vec::new();
-        for provider in mailhooks::providers::ALL {
+        for provider in mailhooks::receive::providers::ALL {
             let directory = repo_root().join("events").join(provider.name);
             let Ok(entries) = std::fs::read_dir(&directory) else { continue };
             let mut files: Vec<PathBuf> = entries.map(|entry| entry.unwrap().path()).collect();
@@ -275,16 +275,16 @@ impl SampleEvent {
     /// `named("engagelab/delivered")` is `events/engagelab/delivered.json`.
     pub fn named(name: &str) -> SampleEvent {
         let provider_name = name.split('/').next().unwrap();
-        let provider = mailhooks::providers::by_name(provider_name).expect("a registered provider");
+        let provider = mailhooks::receive::providers::by_name(provider_name).expect("a registered provider");
         SampleEvent::load(provider, name)
     }
 
     /// The provider's callback as a Lambda function URL delivers it: `events/function-url/`.
-    pub fn function_url(provider: &'static mailhooks::providers::Provider) -> SampleEvent {
+    pub fn function_url(provider: &'static mailhooks::receive::providers::Provider) -> SampleEvent {
         SampleEvent::load(provider, &format!("function-url/{}", provider.name))
     }
 
-    fn load(provider: &'static mailhooks::providers::Provider, name: &str) -> SampleEvent {
+    fn load(provider: &'static mailhooks::receive::providers::Provider, name: &str) -> SampleEvent {
         let path = repo_root().join("events").join(format!("{name}.json"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
         let event = serde_json::from_str(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
@@ -295,7 +295,7 @@ impl SampleEvent {
         &self.name
     }
 
-    pub fn provider(&self) -> &'static mailhooks::providers::Provider {
+    pub fn provider(&self) -> &'static mailhooks::receive::providers::Provider {
         self.provider
     }
 

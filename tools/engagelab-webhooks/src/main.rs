@@ -2,5 +2,5 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    mailhooks::engagelab_cli::main().await
+    mailhooks::engagelab_api::cli::main().await
 }

@@ -13,15 +13,16 @@ use futures_util::future::try_join_all;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde_json::{Map, Value};
 
-use crate::auth::ConfigError;
 use crate::aws_error::short_cause;
-use crate::cursor::{ItemKey, LaneCursor};
-use crate::providers::Env;
-use crate::query::{EventQuery, Order, Partition, Selector, SortKeyRange};
-use crate::raw_object::{
+use crate::config::ConfigError;
+use crate::config::Env;
+use crate::config::{events_table_from_env, sdk_config};
+use crate::read::cursor::{ItemKey, LaneCursor};
+use crate::read::query::{EventQuery, Order, Partition, Selector, SortKeyRange};
+use crate::store::keys::{item_size, Item};
+use crate::store::raw_object::{
     answer_bytes, RawObjectError, RawObjectRef, RawObjects, ANSWER_BYTES, RAW_BUCKET, RAW_OBJECT_ATTRIBUTE,
 };
-use crate::store::{events_table_from_env, item_size, sdk_config, Item};
 
 /// Key attributes are how the table is organized, not part of an event.
 const KEY_ATTRIBUTES: [&str; 4] = ["pk", "sk", "gsi1pk", "gsi2pk"];
@@ -463,7 +464,7 @@ fn prepare_raw(taken: &mut Taken) -> Result<(), ReadError> {
         let reference = RawObjectRef::from_attribute(value).ok_or(ReadError::MalformedRawObject)?;
         taken.raw_by_key = reference.bytes > ANSWER_BYTES;
     } else if let Some(stored @ AttributeValue::B(_)) = item.get("raw") {
-        let text = crate::store::decode_raw(stored, item).map_err(|_| ReadError::UnreadableRaw)?;
+        let text = crate::store::raw_codec::decode_raw(stored, item).map_err(|_| ReadError::UnreadableRaw)?;
         item.insert("raw".to_owned(), AttributeValue::S(text));
     }
     Ok(())
@@ -556,7 +557,7 @@ fn raw_json(stored: AttributeValue, item: &Item) -> Result<Value, ReadError> {
     // megabytes of inbound mail once more would be wasted.
     let text = match stored {
         AttributeValue::S(text) => text,
-        compressed => crate::store::decode_raw(&compressed, item).map_err(|_| ReadError::UnreadableRaw)?,
+        compressed => crate::store::raw_codec::decode_raw(&compressed, item).map_err(|_| ReadError::UnreadableRaw)?,
     };
     Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }

@@ -9,7 +9,7 @@
 //! the dictionary, e.g. Python:
 //!
 //! ```text
-//! zlib.decompressobj(zdict=open("shared/src/raw_dictionaries/sendpost-v1.json", "rb").read()).decompress(blob)
+//! zlib.decompressobj(zdict=open("shared/src/store/raw_dictionaries/sendpost-v1.json", "rb").read()).decompress(blob)
 //! ```
 //!
 //! Items written before (plain zlib without dictionary, or `S`) keep decoding.
@@ -25,7 +25,7 @@
 //! Any zlib still reads it, given that dictionary:
 //!
 //! ```text
-//! zlib.decompressobj(zdict=open("shared/src/raw_dictionaries/sendpost-v1.json", "rb").read() + context)
+//! zlib.decompressobj(zdict=open("shared/src/store/raw_dictionaries/sendpost-v1.json", "rb").read() + context)
 //! ```
 //!
 //! **A dictionary's bytes never change once deployed**: stored items name it only by its
@@ -45,7 +45,7 @@
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::store::Item;
+use crate::store::keys::Item;
 use miniz_oxide::deflate::core::{
     compress_to_output, create_comp_flags_from_zip_params, CompressorOxide, TDEFLFlush, TDEFLStatus,
 };
@@ -382,7 +382,7 @@ mod tests {
             assert!(dictionary.bytes.len() <= MAX_DICTIONARY_LEN, "{} is over 32 KB", dictionary.name);
             assert_eq!(DICTIONARIES.iter().filter(|other| other.id() == dictionary.id()).count(), 1);
         }
-        for provider in crate::providers::ALL {
+        for provider in crate::receive::providers::ALL {
             assert!(dictionary_for(provider.name).is_some(), "no dictionary for {}", provider.name);
         }
     }
@@ -540,7 +540,7 @@ mod tests {
     #[test]
     fn python_zlib_reads_and_writes_the_same_format() {
         let dictionary = dictionary_for("sendpost").unwrap();
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/raw_dictionaries/sendpost-v1.json");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/raw_dictionaries/sendpost-v1.json");
         let ours = hex::encode(blob(&encode_raw("sendpost", SENDPOST, &sendpost_item())));
         let script = "import sys, zlib\n\
                       zdict = open(sys.argv[1], 'rb').read() + bytes.fromhex(sys.argv[3])\n\

@@ -30,13 +30,13 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::auth::Secret;
+use crate::config::Env;
 use crate::config::{ConfigError, Live, Settings};
+use crate::engagelab_api::https_client::HttpsClient;
 use crate::engagelab_api::{
     encoded_query_value, redacted_url, url_with_token, without_query, ApiConfig, EngageLabApi, EngageLabApiError,
     StartupError, Webhook, WebhookEvent, WebhookSettings, API_KEY_ENV, API_USER_ENV,
 };
-use crate::https_client::HttpsClient;
-use crate::providers::Env;
 
 /// The URL secret of the EngageLab route; the registered URL carries it as `?token=`.
 pub const WEBHOOK_TOKEN_ENV: &str = "ENGAGELAB_WEBHOOK_TOKEN";

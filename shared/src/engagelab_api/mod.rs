@@ -6,6 +6,11 @@
 //! call is bounded by the client's timeout, and an answer other than 2xx becomes
 //! [`EngageLabApiError::Api`] carrying EngageLab's status and message.
 
+#[cfg(feature = "engagelab-cli")]
+pub mod cli;
+pub mod https_client;
+pub mod registration;
+
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -19,8 +24,8 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::auth::Secret;
-use crate::https_client::{HttpsClient, TransportError};
-use crate::providers::Env;
+use crate::config::Env;
+use crate::engagelab_api::https_client::{HttpsClient, TransportError};
 
 /// EngageLab's documented host (Singapore data center); `ENGAGELAB_API_BASE_URL` picks another.
 pub const DEFAULT_BASE_URL: &str = "https://email.api.engagelab.cc";

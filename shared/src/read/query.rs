@@ -6,10 +6,10 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
 use lambda_http::aws_lambda_events::query_map::QueryMap;
 use serde_json::json;
 
-use crate::cursor::{CursorError, CursorKey, LaneCursor, QueryBinding};
-use crate::event::{format_timestamp, EventType};
-use crate::providers::{self, fields::bare_address};
-use crate::store::{message_pk, recipient_pk, type_pk, TYPE_SHARDS};
+use crate::read::cursor::{CursorError, CursorKey, LaneCursor, QueryBinding};
+use crate::receive::event::{format_timestamp, EventType};
+use crate::receive::providers::{self, fields::bare_address};
+use crate::store::keys::{message_pk, recipient_pk, type_pk, TYPE_SHARDS};
 
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 500;

@@ -7,9 +7,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::{fields, Env, Provider};
-use crate::auth::{Authenticator, ConfigError, SecretList};
-use crate::event::{event_id, BounceType, Event, EventIdentity, EventType};
-use crate::json::Object;
+use crate::auth::{Authenticator, SecretList};
+use crate::config::ConfigError;
+use crate::receive::event::{event_id, BounceType, Event, EventIdentity, EventType};
+use crate::receive::json::Object;
 
 pub const PROVIDER: Provider = Provider { name: "tencent_ses", authenticator, normalize };
 

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::json::{Object, Value};
+use crate::receive::json::{Object, Value};
 
 /// A text field: strings trimmed, numbers and booleans as their text; empty, null and
 /// structured values are absent.

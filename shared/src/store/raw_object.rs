@@ -20,7 +20,7 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use crate::aws_error::short_cause;
-use crate::providers::Env;
+use crate::config::Env;
 
 /// The environment variable naming the bucket; the template sets it on the functions that
 /// write (webhooks) or read (events-api) overflow objects.

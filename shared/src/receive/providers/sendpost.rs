@@ -6,9 +6,10 @@ use chrono::{DateTime, Utc};
 use serde_json::Map;
 
 use super::{fields, Env, Provider};
-use crate::auth::{Authenticator, ConfigError, SecretList};
-use crate::event::{event_id, BounceType, Event, EventIdentity, EventType};
-use crate::json::{Object, Value};
+use crate::auth::{Authenticator, SecretList};
+use crate::config::ConfigError;
+use crate::receive::event::{event_id, BounceType, Event, EventIdentity, EventType};
+use crate::receive::json::{Object, Value};
 
 pub const PROVIDER: Provider = Provider { name: "sendpost", authenticator, normalize };
 

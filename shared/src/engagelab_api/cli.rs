@@ -13,13 +13,13 @@ use std::time::Duration;
 use clap::{value_parser, Arg, ArgMatches, Command};
 
 use crate::auth::Secret;
+use crate::config::Env;
+use crate::engagelab_api::https_client::HttpsClient;
+use crate::engagelab_api::registration::WEBHOOK_TOKEN_ENV;
 use crate::engagelab_api::{
     event_label, redacted_url, url_with_token, ApiConfig, EngageLabApi, EngageLabApiError, StartupError, UnknownEvent,
     Webhook, WebhookEvent, WebhookSettings, API_KEY_ENV, API_USER_ENV, BASE_URL_ENV,
 };
-use crate::engagelab_registration::WEBHOOK_TOKEN_ENV;
-use crate::https_client::HttpsClient;
-use crate::providers::Env;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {

@@ -5,16 +5,15 @@
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 
-use crate::auth::{Authenticator, ConfigError};
-use crate::event::Event;
-use crate::json::{Object, Value};
+use crate::auth::Authenticator;
+use crate::config::{ConfigError, Env};
+use crate::receive::event::Event;
+use crate::receive::json::{Object, Value};
 
 pub mod engagelab;
 pub mod fields;
 pub mod sendpost;
 pub mod tencent_ses;
-
-pub use crate::config::Env;
 
 /// Everything the receiver needs to know about one provider.
 pub struct Provider {
@@ -146,7 +145,7 @@ mod tests {
         for provider in ALL {
             let events = provider.parse(br#"{"surprise": true}"#, now()).unwrap();
             assert_eq!(events.len(), 1, "{}", provider.name);
-            assert_eq!(events[0].event_type, crate::event::EventType::Unknown);
+            assert_eq!(events[0].event_type, crate::receive::event::EventType::Unknown);
             assert_eq!(events[0].raw, r#"{"surprise": true}"#);
             assert_eq!(events[0].provider, provider.name);
         }

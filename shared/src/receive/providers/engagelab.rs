@@ -7,9 +7,10 @@ use std::sync::LazyLock;
 use chrono::{DateTime, Utc};
 
 use super::{fields, Env, Provider};
-use crate::auth::{tolerance_from_env, Authenticator, ConfigError, SecretList};
-use crate::event::{event_id, BounceType, Event, EventIdentity, EventType};
-use crate::json::{Object, Value};
+use crate::auth::{tolerance_from_env, Authenticator, SecretList};
+use crate::config::ConfigError;
+use crate::receive::event::{event_id, BounceType, Event, EventIdentity, EventType};
+use crate::receive::json::{Object, Value};
 
 pub const PROVIDER: Provider = Provider { name: "engagelab", authenticator, normalize };
 

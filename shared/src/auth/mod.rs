@@ -14,7 +14,7 @@ use md5::{Digest, Md5};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::providers::Env;
+use crate::config::Env;
 
 mod bearer;
 pub use bearer::BearerToken;
@@ -92,7 +92,7 @@ impl SecretList {
     }
 }
 
-pub use crate::config::ConfigError;
+use crate::config::ConfigError;
 
 /// What a check looks at in a request.
 pub struct AuthRequest<'a> {
