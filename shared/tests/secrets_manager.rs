@@ -1,7 +1,8 @@
 //! Secrets from AWS Secrets Manager (moto's): the handlers read their secrets from the secret,
 //! fall back to the environment without one, prefer the secret where both are set, accept a
 //! rotated key once the TTL has passed, fail their start when the secret cannot be read or used,
-//! keep the value in hand when a refresh fails, and never log a secret's value.
+//! keep the value in hand when a refresh fails, and never log a secret's value. A function
+//! started as Lambda starts it finds its secret through its process environment alone.
 
 mod support;
 
@@ -270,7 +271,8 @@ static PROCESS_ENV: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The process environment of a deployed Tencent SES function, with moto for AWS: the secret
 /// named by `MAILHOOKS_SECRET_ARN` is reached at `AWS_ENDPOINT_URL_SECRETS_MANAGER` by the
-/// client the function builds itself.
+/// client the function builds itself. The environment also sets the Tencent token, which the
+/// secret's must win over.
 fn deployed_environment(secret_arn: &str, secrets_endpoint: &str, table: &str) {
     std::env::remove_var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
     std::env::remove_var("RAW_BUCKET");
@@ -283,9 +285,25 @@ fn deployed_environment(secret_arn: &str, secrets_endpoint: &str, table: &str) {
         ("MAILHOOKS_SECRET_ARN", secret_arn),
         ("SECRETS_TTL_SECS", "300"),
         ("EVENTS_TABLE", table),
+        ("TENCENT_SES_WEBHOOK_TOKEN", "environment-token"),
     ] {
         std::env::set_var(name, value);
     }
+}
+
+#[tokio::test]
+async fn a_started_function_reads_the_secret_its_environment_names() {
+    let _environment = PROCESS_ENV.lock().await;
+    let local = LocalDynamo::shared();
+    let arn = new_secret(&json!({ "TENCENT_SES_WEBHOOK_TOKEN": "token-from-the-secret" })).await;
+    let table = local.new_table();
+    deployed_environment(&arn, &local.endpoint, &table);
+
+    let receiver = startup::webhook(&tencent_ses::PROVIDER).await.expect("the function starts");
+    assert_eq!(status(&receiver, tencent_request("token-from-the-secret")).await, 200);
+    assert_eq!(status(&receiver, tencent_request("environment-token")).await, 401, "the secret wins");
+    let stored = local.client().scan().table_name(&table).send().await.unwrap();
+    assert_eq!(stored.count, 1, "stored in the table its environment names");
 }
 
 #[tokio::test]
