@@ -1,11 +1,11 @@
 use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
-use mailhooks::fan_out::{Publisher, StreamBatch};
+use mailhooks::fan_out::StreamBatch;
+use mailhooks::startup;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let env = |name: &str| std::env::var(name).ok();
-    let publisher = &Publisher::from_env(&env).await?;
+    let publisher = &startup::events_publisher().await?;
     run(service_fn(move |event: LambdaEvent<StreamBatch>| async move {
         publisher.handle(event.payload, event.context.deadline()).await.map_err(Error::from)
     }))

@@ -314,7 +314,9 @@ impl SampleEvent {
         Self::request_from(&self.signed_event(body))
     }
 
-    fn signed_event(&self, body: &str) -> serde_json::Value {
+    /// The API Gateway event of [`SampleEvent::signed_request`], to send the very same request
+    /// more than once.
+    pub fn signed_event(&self, body: &str) -> serde_json::Value {
         let mut event = self.event.clone();
         event["body"] = body.into();
         let headers = event["headers"].as_object_mut().expect("sample events have headers");
