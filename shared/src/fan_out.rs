@@ -16,7 +16,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 use aws_lambda_events::dynamodb::EventRecord;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use aws_sdk_eventbridge::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_eventbridge::error::SdkError;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_eventbridge::Client;
 use futures_util::stream::{self, StreamExt};
@@ -25,8 +25,8 @@ use serde_dynamo::{AttributeValue, Item};
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
-use crate::config::ConfigError;
-use crate::config::Env;
+use crate::aws_error::short_cause;
+use crate::config::{ConfigError, Env};
 
 pub const EVENT_BUS_NAME: &str = "EVENT_BUS_NAME";
 pub const SOURCE: &str = "mailhooks";
@@ -314,17 +314,12 @@ impl Publisher {
     }
 }
 
-/// A call's failure in one line without the request's content: a service error by its code.
+/// A call's failure in one short line without the request's content.
 fn call_failure<R>(error: &SdkError<aws_sdk_eventbridge::operation::put_events::PutEventsError, R>) -> String
 where
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
-    match error {
-        SdkError::ServiceError(failure) => {
-            format!("EventBridge refused PutEvents: {}", failure.err().code().unwrap_or("an unnamed error"))
-        }
-        other => format!("PutEvents failed: {}", DisplayErrorContext(other)),
-    }
+    format!("PutEvents failed: {}", short_cause(error))
 }
 
 fn time_left(deadline: SystemTime) -> Duration {
