@@ -16,7 +16,14 @@ and spawns the binary itself with the environment Lambda gives a function, so it
     body so every one is a real DynamoDB write: each answer must be a 200 (and for a webhook
     {"stored": 1, ...}); the handler latency of one invocation is the time from serving
     /next to receiving its /response. The process's peak resident set (VmHWM in
-    /proc/<pid>/status) is read after the last answer, before the process is killed.
+    /proc/<pid>/status) is read after the last answer, before the process is killed;
+  * CPU per invocation: the user plus system time of that process, all threads, from the
+    rusage it is reaped with (os.wait4) after the last answer, minus that of an idle baseline
+    (the same binary started again, never given an event and killed after the same wall time,
+    so its init and idle time cancel out), divided by the number of answers.
+
+EngageLab requests are its sent, delivered, open and click callbacks in turn; --requests
+sends one function's requests to another binary (the reference handlers in benchmarks/).
 
 Only the Python standard library is used. The result is one JSON object on stdout; progress
 and errors go to stderr. The exit status is 0 when the function ran and answered every
@@ -105,19 +112,34 @@ def api_gateway_event(method, path, headers, body, query, request_number):
 # distinct, correctly authenticated request. Bodies follow the providers' documented payloads.
 
 
+# The four callbacks that make most of an EngageLab sender's traffic, in turn; none of them
+# suppresses its recipient, so each request is one conditional write.
+ENGAGELAB_MIX = ("sent", "delivered", "open", "click")
+
+
 def engagelab_request(i, nonce):
     now = time.time()
+    message_id = f"{int(now * 1000)}_{nonce}_{i}.measure-inbound"
+    kind = ENGAGELAB_MIX[i % len(ENGAGELAB_MIX)]
+    details = {"email_id": message_id, "task_id": "-1", "api_user": "measure", "label_id": 0}
+    if kind in ("sent", "delivered"):
+        outcome = {"status": {"message_status": kind,
+                              "status_data": {**details, "message": f"successfully {kind}"}}}
+    else:
+        client = {"explorer_ver": "101.0.4951", "os_ver": "8", "explorer_name": "Chrome",
+                  "ip": "8.219.124.204", "os_name": "Windows"}
+        if kind == "click":
+            client["url"] = f"https://www.example.com/offer/{i}"
+        outcome = {"response": {"event": kind,
+                                "response_data": {**details, **client, "message": f"{kind} email"}}}
     body = json.dumps({
         "server": "email",
-        "message_id": f"{int(now * 1000)}_{nonce}_{i}.measure-inbound",
+        "message_id": message_id,
         "from": "newsletter@mail.example.com",
         "subject": f"Measurement message {i}",
         "to": f"r{i}-{nonce}@measure.example.com",
         "itime": int(now * 1000),
-        "status": {
-            "message_status": "delivered",
-            "status_data": {"message": "delivered", "smtp": "250 2.0.0 OK"},
-        },
+        **outcome,
         "custom_args": {"run": nonce, "n": i},
     }, separators=(",", ":"))
     timestamp = str(int(now))
@@ -259,6 +281,9 @@ class Runtime:
 def make_handler(runtime):
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as the real Runtime API
+        # Headers and body leave in two writes: with Nagle the body would wait for the
+        # client to acknowledge the headers, up to 40 ms for a client that delays its ACKs.
+        disable_nagle_algorithm = True
 
         def log_message(self, *args):
             pass
@@ -393,7 +418,9 @@ LIVE = set()
 
 def spawn(args, env, log):
     started = time.monotonic()
-    process = subprocess.Popen([args.binary], env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+    binary = os.path.abspath(args.binary)
+    command = [args.interpreter, binary] if args.interpreter else [binary]
+    process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                cwd=env["LAMBDA_TASK_ROOT"])
     LIVE.add(process)
     return started, process
@@ -401,12 +428,19 @@ def spawn(args, env, log):
 
 def kill(runtime, process):
     """Kills the process first, then releases its waiting /next, so it never sees a closed
-    connection (it would exit with an error and log it)."""
+    connection (it would exit with an error and log it). Returns the user plus system CPU
+    seconds of the whole process, all threads, from the rusage it is reaped with (None when
+    it had exited and was reaped already)."""
+    cpu_s = None
     if process.poll() is None:
         process.send_signal(signal.SIGKILL)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        cpu_s = usage.ru_utime + usage.ru_stime
     process.wait()
     LIVE.discard(process)
     runtime.stop_serving()
+    return cpu_s
 
 
 def wait_for(runtime, process, condition, timeout):
@@ -434,13 +468,6 @@ def memory_kib(pid):
             if name in ("VmHWM", "VmRSS"):
                 figures[name] = int(value.split()[0])
     return figures
-
-
-def cpu_ms(pid):
-    """User plus system CPU time the process has used so far, in ms."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values, fraction):
@@ -482,13 +509,13 @@ def measure_invocations(args, runtime, env, log, log_path, make_request, answer_
     wrong = collections.Counter()
     runtime.reset(events=events)
     started, process = spawn(args, env, log)
+    busy_cpu_s = None
     try:
         status = wait_for(runtime, process, lambda: runtime.first_next_at is not None, args.timeout)
         if status != "ok":
             result["failures"].append(describe_failure(status, runtime, log_path))
             return result
         result["rss_after_init_kib"] = memory_kib(process.pid)["VmRSS"]
-        cpu_after_init = result["init_cpu_ms"] = cpu_ms(process.pid)
         status = wait_for(runtime, process, lambda: len(runtime.answers) >= len(events),
                           args.timeout + args.invocations * 3.0)
         if status != "ok":
@@ -496,12 +523,15 @@ def measure_invocations(args, runtime, env, log, log_path, make_request, answer_
                 f"{describe_failure(status, runtime, log_path)} after {len(runtime.answers)} answers")
         if process.poll() is None:
             result["peak_rss_kib"] = memory_kib(process.pid)["VmHWM"]
-            result["cpu_ms_per_invocation"] = (cpu_ms(process.pid) - cpu_after_init) / max(1, len(runtime.answers))
     finally:
-        kill(runtime, process)
-
+        busy_cpu_s = kill(runtime, process)
+    wall_s = time.monotonic() - started
     with runtime.lock:
         sent_at, answers = dict(runtime.sent_at), dict(runtime.answers)
+    idle_cpu_s = idle_baseline(args, runtime, env, log, wall_s) if busy_cpu_s is not None else None
+    if idle_cpu_s is not None and answers:
+        result["cpu"] = {"busy_ms": busy_cpu_s * 1000, "idle_ms": idle_cpu_s * 1000, "wall_s": wall_s}
+        result["cpu_ms_per_invocation"] = (busy_cpu_s - idle_cpu_s) * 1000 / len(answers)
     first_sent = min(sent_at.values(), default=None)
     last_answer = max((answer[0] for answer in answers.values()), default=None)
     if first_sent is not None and last_answer is not None and last_answer > first_sent:
@@ -515,6 +545,20 @@ def measure_invocations(args, runtime, env, log, log_path, make_request, answer_
             wrong[problem] += 1
     result["failures"] += [f"{count} x {problem}" for problem, count in wrong.most_common(5)]
     return result
+
+
+def idle_baseline(args, runtime, env, log, wall_s):
+    """CPU seconds of the same process started again and left waiting for its first event for
+    wall_s: its init and whatever it does while idle, which the busy run paid for too."""
+    runtime.reset(events=[])
+    started, process = spawn(args, env, log)
+    try:
+        if wait_for(runtime, process, lambda: runtime.first_next_at is not None, args.timeout) != "ok":
+            return None
+        time.sleep(max(0.0, started + wall_s - time.monotonic()))
+    finally:
+        idle_cpu_s = kill(runtime, process)
+    return idle_cpu_s
 
 
 def check_answer(kind, body, answer_ok):
@@ -553,7 +597,10 @@ def log_lines_not_json(log_path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--binary", required=True, help="the function's bootstrap executable")
-    parser.add_argument("--function", required=True, choices=sorted(PROFILES), help="which function it is")
+    parser.add_argument("--function", required=True, help="the function's name")
+    parser.add_argument("--requests", choices=sorted(PROFILES),
+                        help="whose requests to send and answers to expect (default: --function's)")
+    parser.add_argument("--interpreter", help="runs --binary with this program, e.g. python3 bootstrap.py")
     parser.add_argument("--cold-starts", type=int, default=20)
     parser.add_argument("--invocations", type=int, default=1000)
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the first /next")
@@ -561,6 +608,8 @@ def main():
                         help="configuration for the function, e.g. EVENTS_TABLE=events (repeatable)")
     parser.add_argument("--log", required=True, help="file that receives the function's stdout and stderr")
     args = parser.parse_args()
+    if (args.requests or args.function) not in PROFILES:
+        parser.error(f"--requests is needed: no requests are known for {args.function}")
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
@@ -572,7 +621,7 @@ def main():
 
 
 def measure(args):
-    secrets, make_request, answer_ok, expected = PROFILES[args.function]
+    secrets, make_request, answer_ok, expected = PROFILES[args.requests or args.function]
     os.environ["MEASURE_FUNCTION"] = args.function
     runtime = Runtime()
     server = Server(("127.0.0.1", 0), make_handler(runtime))

@@ -2,7 +2,9 @@ use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
 use mailhooks::startup;
 use serde_json::Value;
 
-#[tokio::main]
+// Lambda hands an instance one request at a time: a second worker thread would only add
+// cross-thread wake-ups to every request (docs/benchmarks.md, "CPU per invocation").
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let registrar = &startup::engagelab_registration().await?;

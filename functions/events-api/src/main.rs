@@ -1,7 +1,9 @@
 use lambda_http::{run, service_fn, tracing, Error};
 use mailhooks::startup;
 
-#[tokio::main]
+// Lambda hands an instance one request at a time: a second worker thread would only add
+// cross-thread wake-ups to every request (docs/benchmarks.md, "CPU per invocation").
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let api = startup::events_api().await?;

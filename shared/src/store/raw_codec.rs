@@ -42,6 +42,8 @@
 //! in stored blocks) in front of the payload's deflate data, inflates, drops the dictionary and
 //! checks the payload's Adler-32.
 
+use std::cell::RefCell;
+
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -221,21 +223,47 @@ pub fn compress_with_dictionary(data: &[u8], dictionary: &[&[u8]]) -> Vec<u8> {
 /// [`compress_with_dictionary`], given up (`None`) as soon as the stream would exceed
 /// `max_bytes`.
 pub fn compress_with_dictionary_within(data: &[u8], dictionary: &[&[u8]], max_bytes: usize) -> Option<Vec<u8>> {
-    // Raw deflate (window_bits < 0): the zlib header is written here, with FDICT.
-    let flags = create_comp_flags_from_zip_params(i32::from(COMPRESSION_LEVEL), -15, 0);
-    let mut compressor = CompressorOxide::new(flags);
+    COMPRESSOR.with_borrow_mut(|kept| {
+        let compressor = kept.get_or_insert_with(|| {
+            // Raw deflate (window_bits < 0): the zlib header is written here, with FDICT.
+            Box::new(CompressorOxide::new(create_comp_flags_from_zip_params(i32::from(COMPRESSION_LEVEL), -15, 0)))
+        });
+        compressor.reset();
+        compress_primed(compressor, data, dictionary, max_bytes)
+    })
+}
+
+thread_local! {
+    /// The compressor's window, hash chains and code buffer (about 300 KB) are kept between
+    /// events: allocating and faulting them in afresh for every event cost more CPU than
+    /// compressing a callback (docs/benchmarks.md, "CPU per invocation").
+    static COMPRESSOR: RefCell<Option<Box<CompressorOxide>>> = const { RefCell::new(None) };
+}
+
+fn compress_primed(
+    compressor: &mut CompressorOxide,
+    data: &[u8],
+    dictionary: &[&[u8]],
+    max_bytes: usize,
+) -> Option<Vec<u8>> {
+    // The dictionary goes in at level 0: stored blocks, whose output is thrown away anyway.
+    // Its bytes still enter the window and the hash chains exactly as at level 9, so the
+    // payload compresses to the same bytes, without a level-9 match search over the
+    // dictionary first (most of the CPU a callback's compression took).
+    compressor.set_compression_level_raw(0);
     let mut dictionary_id = miniz_oxide::MZ_ADLER32_INIT;
     for (index, part) in dictionary.iter().enumerate() {
         let flush = if index + 1 == dictionary.len() { TDEFLFlush::Sync } else { TDEFLFlush::None };
-        let (status, consumed) = compress_to_output(&mut compressor, part, flush, |_| true);
+        let (status, consumed) = compress_to_output(compressor, part, flush, |_| true);
         debug_assert!(status == TDEFLStatus::Okay && consumed == part.len());
         dictionary_id = miniz_oxide::mz_adler32_oxide(dictionary_id, part);
     }
+    compressor.set_compression_level_raw(COMPRESSION_LEVEL);
 
     let mut out = zlib_header_with_dictionary(dictionary_id).to_vec();
     // The Adler-32 trailer follows the deflate data.
     let deflate_limit = max_bytes.saturating_sub(4);
-    let (status, consumed) = compress_to_output(&mut compressor, data, TDEFLFlush::Finish, |chunk| {
+    let (status, consumed) = compress_to_output(compressor, data, TDEFLFlush::Finish, |chunk| {
         out.extend_from_slice(chunk);
         out.len() <= deflate_limit
     });
@@ -532,6 +560,61 @@ mod tests {
         altered.insert("recipient".into(), AttributeValue::S("other@w.com".into()));
         assert_eq!(decode_raw(&stored, &altered), Err(RawDecodeError::UnknownDictionary(id)));
         assert_eq!(decode_raw(&stored, &no_item()), Err(RawDecodeError::UnknownDictionary(id)));
+    }
+
+    /// What `compress_primed` wrote when it primed the compressor with the dictionary at
+    /// level 9: the deflate data after the zlib header, without the Adler-32.
+    fn primed_at_level_9(data: &[u8], dictionary: &[&[u8]]) -> Vec<u8> {
+        let mut compressor = CompressorOxide::new(create_comp_flags_from_zip_params(9, -15, 0));
+        for (index, part) in dictionary.iter().enumerate() {
+            let flush = if index + 1 == dictionary.len() { TDEFLFlush::Sync } else { TDEFLFlush::None };
+            compress_to_output(&mut compressor, part, flush, |_| true);
+        }
+        let mut out = Vec::new();
+        compress_to_output(&mut compressor, data, TDEFLFlush::Finish, |chunk| {
+            out.extend_from_slice(chunk);
+            true
+        });
+        out
+    }
+
+    /// Stored items stay byte for byte what they were: every sample body, a long repetitive
+    /// payload and a 70 KB one that does not compress (past the 32 KB window), with each
+    /// dictionary, with and without a context, one after the other through the kept compressor.
+    #[test]
+    fn priming_at_level_0_writes_what_priming_at_level_9_wrote() {
+        let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+        let mut payloads = vec![
+            SENDPOST.as_bytes().to_vec(),
+            SENDPOST.repeat(200).into_bytes(),
+            (0..70_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect(),
+        ];
+        for folder in std::fs::read_dir(&samples).unwrap() {
+            let folder = folder.unwrap().path();
+            for file in std::fs::read_dir(&folder).into_iter().flatten() {
+                let text = std::fs::read_to_string(file.unwrap().path()).unwrap_or_default();
+                let sample: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                if let Some(body) = sample.get("body").and_then(serde_json::Value::as_str) {
+                    payloads.push(body.as_bytes().to_vec());
+                }
+            }
+        }
+        assert!(payloads.len() > 50, "the samples in events/ were read");
+        for dictionary in DICTIONARIES {
+            for payload in &payloads {
+                for context in [&[][..], &payload[..payload.len().min(300)]] {
+                    let parts = [dictionary.bytes, context];
+                    let stream = compress_with_dictionary(payload, &parts);
+                    assert_eq!(
+                        stream[6..stream.len() - 4],
+                        primed_at_level_9(payload, &parts),
+                        "{} bytes with {}",
+                        payload.len(),
+                        dictionary.name
+                    );
+                }
+            }
+        }
     }
 
     /// Interoperability with another zlib: Python's (CPython links the reference zlib)
