@@ -14,8 +14,11 @@ and spawns the binary itself with the environment Lambda gives a function, so it
     GET .../invocation/next arrives (the process is then killed; repeated --cold-starts times);
   * a run of --invocations API Gateway HTTP API (payload 2.0) requests, each with a different
     body so every one is a real DynamoDB write: each answer must be a 200 (and for a webhook
-    {"stored": 1, ...}); the handler latency of one invocation is the time from serving
-    /next to receiving its /response. The process's peak resident set (VmHWM in
+    {"stored": 1, ...}); for events-publisher, DynamoDB stream batches of
+    --records-per-batch newly stored events, each answered with no batch item failure once
+    published to EventBridge (EVENT_BUS_NAME, AWS_ENDPOINT_URL_EVENTBRIDGE). The handler
+    latency of one invocation is the time from serving /next to receiving its /response. The
+    process's peak resident set (VmHWM in
     /proc/<pid>/status) is read after the last answer, before the process is killed;
   * CPU per invocation: the user plus system time of that process, all threads, from the
     rusage it is reaped with (os.wait4) after the last answer, minus that of an idle baseline
@@ -230,6 +233,75 @@ def suppressions_api_request(i, nonce):
     return "GET", f"/suppressions/r{i}-{nonce}@measure.example.com", headers, None, {}
 
 
+# Records per events-publisher invocation (--records-per-batch): the stream mapping's
+# BatchSize in template.yaml, what a busy table hands over.
+RECORDS_PER_BATCH = 100
+
+
+def text(value):
+    return {"S": value}
+
+
+def stream_batch(i, nonce, args):
+    """A DynamoDB stream batch as Lambda hands it to events-publisher: the INSERTs of newly
+    stored EngageLab events, items as the webhook writes them."""
+    records = []
+    for n in range(args.records_per_batch):
+        number = i * args.records_per_batch + n
+        occurred = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+        event_id = hashlib.sha256(f"{nonce}/{number}".encode()).hexdigest()[:32]
+        message_id = f"{nonce}_{number}.measure-inbound"
+        recipient = f"r{number}-{nonce}@measure.example.com"
+        kind = ENGAGELAB_MIX[number % len(ENGAGELAB_MIX)]
+        event_type = {"open": "opened", "click": "clicked"}.get(kind, kind)
+        image = {
+            "pk": text(f"MSG#engagelab#{message_id}"), "sk": text(f"{occurred}#{event_id}"),
+            "gsi1pk": text(f"RCPT#{recipient}"), "gsi2pk": text(f"TYPE#{event_type}#{occurred[:10]}#0"),
+            "event_id": text(event_id), "provider": text("engagelab"), "event_type": text(event_type),
+            "provider_event": text(kind), "occurred_at": text(occurred), "received_at": text(occurred),
+            "message_id": text(message_id), "recipient": text(recipient),
+            "sender": text("newsletter@mail.example.com"), "subject": text(f"Measurement message {number}"),
+            "account": text("measure"), "expires_at": {"N": str(int(time.time()) + 30 * 86_400)},
+            "metadata": {"M": {"task_id": {"N": "-1"}, "label_id": {"N": "0"},
+                               "custom_args": {"M": {"run": text(nonce), "n": {"N": str(number)}}}}},
+            "raw": {"B": base64.b64encode(os.urandom(80)).decode()},
+        }
+        records.append({
+            "eventID": uuid.uuid4().hex, "eventName": "INSERT", "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+            "dynamodb": {
+                "ApproximateCreationDateTime": int(time.time()),
+                "Keys": {"pk": image["pk"], "sk": image["sk"]},
+                "NewImage": image,
+                "SequenceNumber": f"{number + 1:021d}",
+                "SizeBytes": len(json.dumps(image)),
+                "StreamViewType": "NEW_AND_OLD_IMAGES",
+            },
+            "eventSourceARN": f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/measure/stream/2026-01-01T00:00:00.000",
+        })
+    return {"Records": records}
+
+
+def http_event(make_request):
+    """The i-th event of an HTTP function: its request as API Gateway delivers it."""
+    return lambda i, nonce, _args: api_gateway_event(*make_request(i, nonce), request_number=i)
+
+
+def http_answer(answer_ok):
+    """Checks an HTTP function's response: a 200 whose JSON body answer_ok accepts."""
+    def check(response):
+        status = response.get("statusCode")
+        payload = response.get("body") or ""
+        if response.get("isBase64Encoded"):
+            payload = base64.b64decode(payload).decode(errors="replace")
+        try:
+            answer = json.loads(payload) if payload else None
+        except ValueError:
+            answer = None
+        return None if status == 200 and answer_ok(answer) else f"status {status}: {payload[:300]}"
+    return check
+
+
 def stored_one(answer):
     return isinstance(answer, dict) and answer.get("stored") == 1
 
@@ -242,14 +314,28 @@ def has_status(answer):
     return isinstance(answer, dict) and answer.get("suppressed") is False
 
 
+def nothing_failed(response):
+    failures = response.get("batchItemFailures")
+    return None if failures == [] else f"batch item failures: {json.dumps(failures)[:300]}"
+
+
+# Per function: its secrets, the i-th event it gets, the check of its answer, and that answer
+# in words.
 PROFILES = {
-    "engagelab-webhook": ({"ENGAGELAB_APP_KEY": ENGAGELAB_TEST_KEY}, engagelab_request, stored_one, '{"stored":1}'),
-    "sendpost-webhook": ({"SENDPOST_API_KEY": SENDPOST_TEST_KEY}, sendpost_request, stored_one, '{"stored":1}'),
+    "engagelab-webhook": (
+        {"ENGAGELAB_APP_KEY": ENGAGELAB_TEST_KEY}, http_event(engagelab_request), http_answer(stored_one), '{"stored":1}'),
+    "sendpost-webhook": (
+        {"SENDPOST_API_KEY": SENDPOST_TEST_KEY}, http_event(sendpost_request), http_answer(stored_one), '{"stored":1}'),
     "tencent-ses-webhook": (
-        {"TENCENT_SES_WEBHOOK_TOKEN": TENCENT_SES_TEST_TOKEN}, tencent_ses_request, stored_one, '{"stored":1}'),
-    "events-api": ({"EVENTS_API_TOKEN": EVENTS_API_TEST_TOKEN}, events_api_request, has_events, '{"events":[...]}'),
+        {"TENCENT_SES_WEBHOOK_TOKEN": TENCENT_SES_TEST_TOKEN}, http_event(tencent_ses_request), http_answer(stored_one),
+        '{"stored":1}'),
+    "events-api": (
+        {"EVENTS_API_TOKEN": EVENTS_API_TEST_TOKEN}, http_event(events_api_request), http_answer(has_events),
+        '{"events":[...]}'),
     "suppressions-api": (
-        {"EVENTS_API_TOKEN": EVENTS_API_TEST_TOKEN}, suppressions_api_request, has_status, '{"suppressed":false}'),
+        {"EVENTS_API_TOKEN": EVENTS_API_TEST_TOKEN}, http_event(suppressions_api_request), http_answer(has_status),
+        '{"suppressed":false}'),
+    "events-publisher": ({}, stream_batch, nothing_failed, '{"batchItemFailures":[]}'),
 }
 
 
@@ -502,9 +588,9 @@ def measure_init(args, runtime, env, log, log_path):
     return samples, problems
 
 
-def measure_invocations(args, runtime, env, log, log_path, make_request, answer_ok):
+def measure_invocations(args, runtime, env, log, log_path, make_event, check):
     nonce = uuid.uuid4().hex[:12]
-    events = [api_gateway_event(*make_request(i, nonce), request_number=i) for i in range(args.invocations)]
+    events = [make_event(i, nonce, args) for i in range(args.invocations)]
     result = {"invocations": args.invocations, "ok": 0, "failures": [], "latencies_ms": []}
     wrong = collections.Counter()
     runtime.reset(events=events)
@@ -538,7 +624,7 @@ def measure_invocations(args, runtime, env, log, log_path, make_request, answer_
         result["invocations_per_s"] = len(answers) / (last_answer - first_sent)
     for request_id, (arrived, kind, body) in answers.items():
         result["latencies_ms"].append((arrived - sent_at[request_id]) * 1000)
-        problem = check_answer(kind, body, answer_ok)
+        problem = check_answer(kind, body, check)
         if problem is None:
             result["ok"] += 1
         else:
@@ -561,23 +647,18 @@ def idle_baseline(args, runtime, env, log, wall_s):
     return idle_cpu_s
 
 
-def check_answer(kind, body, answer_ok):
-    """None when the function answered 200 with the expected body, else what was wrong."""
+def check_answer(kind, body, check):
+    """None when the function answered as expected, else what was wrong."""
     text = body.decode(errors="replace")
     if kind == "error":
         return f"invocation error: {text[:300]}"
     try:
         response = json.loads(text)
-        status = response.get("statusCode")
-        payload = response.get("body") or ""
-        if response.get("isBase64Encoded"):
-            payload = base64.b64decode(payload).decode(errors="replace")
-        answer = json.loads(payload) if payload else None
-    except (ValueError, AttributeError) as error:
+    except ValueError as error:
         return f"unreadable response ({error}): {text[:300]}"
-    if status != 200 or not answer_ok(answer):
-        return f"status {status}: {payload[:300]}"
-    return None
+    if not isinstance(response, dict):
+        return f"unexpected response: {text[:300]}"
+    return check(response)
 
 
 def log_lines_not_json(log_path):
@@ -604,6 +685,8 @@ def main():
     parser.add_argument("--cold-starts", type=int, default=20)
     parser.add_argument("--invocations", type=int, default=1000)
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the first /next")
+    parser.add_argument("--records-per-batch", type=int, default=RECORDS_PER_BATCH,
+                        help="stream records per events-publisher invocation")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="configuration for the function, e.g. EVENTS_TABLE=events (repeatable)")
     parser.add_argument("--log", required=True, help="file that receives the function's stdout and stderr")
@@ -621,7 +704,7 @@ def main():
 
 
 def measure(args):
-    secrets, make_request, answer_ok, expected = PROFILES[args.requests or args.function]
+    secrets, make_event, check, expected = PROFILES[args.requests or args.function]
     os.environ["MEASURE_FUNCTION"] = args.function
     runtime = Runtime()
     server = Server(("127.0.0.1", 0), make_handler(runtime))
@@ -638,7 +721,7 @@ def measure(args):
                                   "samples": len(samples)}
         if not problems and args.invocations > 0:
             print(f"  {args.function}: {args.invocations} invocations ...", file=sys.stderr)
-            run = measure_invocations(args, runtime, env, log, args.log, make_request, answer_ok)
+            run = measure_invocations(args, runtime, env, log, args.log, make_event, check)
             latencies = run.pop("latencies_ms")
             summary["problems"] += run.pop("failures")
             if latencies:
