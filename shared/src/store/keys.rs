@@ -106,12 +106,13 @@ pub fn type_shard(event_id: &str) -> u8 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::receive::event::EventType;
     use chrono::DateTime;
 
-    fn event() -> Event {
+    /// A delivered EngageLab event with every key part set, for the store's tests too.
+    pub(in crate::store) fn event() -> Event {
         let occurred = DateTime::parse_from_rfc3339("2023-02-17T06:35:11.325Z").unwrap().to_utc();
         let received = DateTime::parse_from_rfc3339("2023-02-17T06:35:12Z").unwrap().to_utc();
         let mut event = Event::new("engagelab", EventType::Delivered, occurred, received, "{}");
