@@ -6,8 +6,6 @@
 mod support;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::{Context, Request, RequestExt};
@@ -17,7 +15,7 @@ use mailhooks::metrics::{Captured, Outcome, METRICS, NAMESPACE};
 use mailhooks::receive::providers::Provider;
 use mailhooks::store::DynamoStore;
 use serde_json::Value;
-use support::{FaultyProxy, LocalDynamo, SampleEvent};
+use support::{FaultyProxy, LocalDynamo, SampleEvent, ThreadLogs};
 
 fn receiver(provider: &'static Provider, store: DynamoStore, metrics: &Captured) -> WebhookReceiver<DynamoStore> {
     WebhookReceiver::from_env(provider, &support::sample_env, store)
@@ -225,31 +223,8 @@ async fn each_refusal_and_failure_is_one_document_with_its_outcome() {
     }
 }
 
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogBuffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn each_request_logs_one_short_line_with_its_request_id_and_no_identities() {
-    let logs = LogBuffer::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
     let local = LocalDynamo::shared();
     let table = local.new_table();
     let metrics = Captured::default();
@@ -262,12 +237,9 @@ async fn each_request_logs_one_short_line_with_its_request_id_and_no_identities(
     let failing = receiver(sample.provider(), store, &metrics);
 
     for (receiver, id) in [(&stored, "req-stored"), (&failing, "req-failed"), (&stored, "req-retry")] {
-        // A log statement first reached by a test running alongside, while this subscriber was
-        // being set, can be left marked as heard by no one; asking again makes this one hear it.
-        tracing::callsite::rebuild_interest_cache();
-        let before = logs.0.lock().unwrap().len();
+        let logs = ThreadLogs::capture(tracing::Level::INFO, true);
         receiver.handle(with_request_id(sample.request(), id)).await.unwrap();
-        let text = String::from_utf8(logs.0.lock().unwrap()[before..].to_vec()).unwrap();
+        let text = logs.text();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 1, "{id}: {text}");
         let line: Value = serde_json::from_str(lines[0]).unwrap();

@@ -6,8 +6,6 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lambda_http::Request;
@@ -18,45 +16,23 @@ use mailhooks::read::events::EventReader;
 use mailhooks::startup;
 use mailhooks::store::DynamoStore;
 use serde_json::{json, Value};
-use support::{FaultyProxy, LocalDynamo, SampleEvent, ENGAGELAB_TEST_KEY};
+use support::{FaultyProxy, LocalDynamo, SampleEvent, ThreadLogs, ENGAGELAB_TEST_KEY};
 
 /// A TTL short enough to wait out in a test.
 const TTL: Duration = Duration::from_secs(1);
 const PAST_TTL: Duration = Duration::from_millis(1100);
 
 /// What the handlers log while a test runs (on its thread, which runs all its tasks).
-struct Logs {
-    buffer: Arc<Mutex<Vec<u8>>>,
-    _guard: tracing::subscriber::DefaultGuard,
-}
-
-struct BufferWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for BufferWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+struct Logs(ThreadLogs);
 
 impl Logs {
     /// Every level, the SDK's own lines included.
     fn capture() -> Logs {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || BufferWriter(writer.clone()))
-            .finish();
-        Logs { buffer, _guard: tracing::subscriber::set_default(subscriber) }
+        Logs(ThreadLogs::capture(tracing::Level::TRACE, false))
     }
 
     fn text(&self) -> String {
-        String::from_utf8_lossy(&self.buffer.lock().unwrap()).into_owned()
+        self.0.text()
     }
 
     fn lines_with(&self, needle: &str) -> Vec<String> {
