@@ -22,7 +22,8 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::error::DisplayErrorContext;
+
+use crate::aws_error::short_cause;
 
 /// Reads one configuration variable; `std::env::var` in Lambda, a map in tests.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -124,7 +125,7 @@ impl Settings {
             .secret_id(&source.id)
             .send()
             .await
-            .map_err(|error| ConfigError::SecretUnreadable(DisplayErrorContext(&error).to_string()))?;
+            .map_err(|error| ConfigError::SecretUnreadable(short_cause(&error)))?;
         let text = output.secret_string().ok_or(ConfigError::SecretNotText)?;
         SecretValues::parse(text, required).map(Some)
     }

@@ -8,6 +8,7 @@
 //! item failures, which Lambda retries and finally hands to the on-failure destination: a
 //! record is published or reported, never dropped.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_config::retry::RetryConfig;
@@ -15,7 +16,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 use aws_lambda_events::dynamodb::EventRecord;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use aws_sdk_eventbridge::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_eventbridge::error::SdkError;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_eventbridge::Client;
 use futures_util::stream::{self, StreamExt};
@@ -24,8 +25,8 @@ use serde_dynamo::{AttributeValue, Item};
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
-use crate::config::ConfigError;
-use crate::config::Env;
+use crate::aws_error::short_cause;
+use crate::config::{ConfigError, Env};
 
 pub const EVENT_BUS_NAME: &str = "EVENT_BUS_NAME";
 pub const SOURCE: &str = "mailhooks";
@@ -42,9 +43,32 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const ANSWER_MARGIN: Duration = Duration::from_millis(500);
 /// PutEvents calls in flight at once.
 const CONCURRENT_PUTS: usize = 4;
-/// Attributes of an event's item that are not the normalized event: the table's keys, the TTL
-/// and the provider's payload (the index keys all start with `gsi`).
-const UNPUBLISHED: [&str; 5] = ["pk", "sk", "raw", "raw_object", "expires_at"];
+/// The attributes of a normalized event that `Email Event` carries: every one but the
+/// provider's payload (`raw`, `raw_object`), the table's keys and the TTL. Named one by one
+/// rather than by leaving names out of the item, so nothing the store adds to its items later
+/// reaches the bus until it is added here.
+const PUBLISHED: [&str; 20] = [
+    "event_id",
+    "provider",
+    "event_type",
+    "provider_event",
+    "bounce_type",
+    "message_id",
+    "recipient",
+    "sender",
+    "subject",
+    "occurred_at",
+    "received_at",
+    "reason",
+    "smtp_code",
+    "error_code",
+    "click_url",
+    "user_agent",
+    "ip",
+    "tags",
+    "metadata",
+    "account",
+];
 /// Attributes every event has; an image without them is not one of our events.
 const REQUIRED: [&str; 5] = ["event_id", "provider", "event_type", "occurred_at", "received_at"];
 const EVENT_PK_PREFIX: &str = "MSG#";
@@ -290,17 +314,12 @@ impl Publisher {
     }
 }
 
-/// A call's failure in one line without the request's content: a service error by its code.
+/// A call's failure in one short line without the request's content.
 fn call_failure<R>(error: &SdkError<aws_sdk_eventbridge::operation::put_events::PutEventsError, R>) -> String
 where
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
-    match error {
-        SdkError::ServiceError(failure) => {
-            format!("EventBridge refused PutEvents: {}", failure.err().code().unwrap_or("an unnamed error"))
-        }
-        other => format!("PutEvents failed: {}", DisplayErrorContext(other)),
-    }
+    format!("PutEvents failed: {}", short_cause(error))
 }
 
 fn time_left(deadline: SystemTime) -> Duration {
@@ -360,10 +379,12 @@ fn entry_for(record: EventRecord) -> Result<Option<(&'static str, String)>, Reco
     Ok(detail.map(|(detail_type, detail)| (detail_type, detail.to_string())))
 }
 
-/// The normalized event: the item's attributes without keys, TTL or the provider's payload.
+/// The normalized event: the [`PUBLISHED`] attributes the item has.
 fn email_detail(mut image: Item) -> Result<Value, RecordError> {
-    image.retain(|name, _| !UNPUBLISHED.contains(&name.as_str()) && !name.starts_with("gsi"));
-    let event: Map<String, Value> = serde_dynamo::from_item(image).map_err(|_| RecordError::Undecodable)?;
+    let published: HashMap<String, AttributeValue> =
+        PUBLISHED.into_iter().filter_map(|name| Some((name.to_owned(), image.remove(name)?))).collect();
+    let event: Map<String, Value> =
+        serde_dynamo::from_item(Item::from(published)).map_err(|_| RecordError::Undecodable)?;
     if let Some(missing) = REQUIRED.into_iter().find(|name| !event.get(*name).is_some_and(Value::is_string)) {
         return Err(RecordError::Missing(missing));
     }
@@ -427,12 +448,13 @@ mod tests {
     }
 
     #[test]
-    fn an_event_is_published_without_keys_ttl_or_raw() {
+    fn an_event_is_published_without_keys_ttl_raw_or_attributes_not_listed() {
         let image: Item = serde_dynamo::to_item(json!({
             "pk": "MSG#sendpost#m", "sk": "t#e", "gsi1pk": "RCPT#a@x.com", "gsi2pk": "TYPE#x", "gsi3pk": "SUPP",
             "raw": "{}", "raw_object": {"key": "k"}, "expires_at": 1, "event_id": "e", "provider": "sendpost",
             "event_type": "delivered", "occurred_at": "2024-05-01T00:00:00.000Z",
-            "received_at": "2024-05-01T00:00:01.000Z", "smtp_code": 250, "tags": ["a"], "metadata": {"k": {"v": 1}}
+            "received_at": "2024-05-01T00:00:01.000Z", "smtp_code": 250, "tags": ["a"], "metadata": {"k": {"v": 1}},
+            "written_by": "a later version of the store"
         }))
         .unwrap();
         let detail = email_detail(image).unwrap();

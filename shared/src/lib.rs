@@ -5,6 +5,7 @@
 //! events, [`store`] writes them (and the suppressions they call for) exactly once, [`read`]
 //! answers the read APIs from the table, and [`http`] is the Lambda face of all three.
 //! [`auth`] and [`config`] serve them all; dependencies point from the top of this list down.
+//! [`startup`] is where each function's `main` gets what it serves requests with.
 
 pub mod auth;
 pub mod aws_error;
@@ -17,4 +18,5 @@ pub mod http;
 pub mod metrics;
 pub mod read;
 pub mod receive;
+pub mod startup;
 pub mod store;

@@ -1,5 +1,5 @@
 //! The EngageLab webhooks API client and the operators' CLI against a local EngageLab that
-//! behaves as seeds/engagelab-webhooks-api.txt describes.
+//! behaves as EngageLab documents it.
 
 mod fake_engagelab;
 

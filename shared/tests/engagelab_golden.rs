@@ -57,7 +57,7 @@ fn wrong_types_anywhere_give_one_event_without_panicking() {
 }
 
 #[test]
-fn seed_callbacks_map_to_the_design_table() {
+fn documented_callbacks_map_to_their_event_types() {
     let table = [
         ("target", EventType::Queued),
         ("sent", EventType::Sent),

@@ -1,12 +1,11 @@
 //! Secrets from AWS Secrets Manager (moto's): the handlers read their secrets from the secret,
 //! fall back to the environment without one, prefer the secret where both are set, accept a
 //! rotated key once the TTL has passed, fail their start when the secret cannot be read or used,
-//! keep the value in hand when a refresh fails, and never log a secret's value.
+//! keep the value in hand when a refresh fails, and never log a secret's value. A function
+//! started as Lambda starts it finds its secret through its process environment alone.
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lambda_http::Request;
@@ -14,47 +13,26 @@ use mailhooks::config::Settings;
 use mailhooks::http::{EventsApi, WebhookReceiver};
 use mailhooks::receive::providers::{engagelab, tencent_ses};
 use mailhooks::read::events::EventReader;
+use mailhooks::startup;
 use mailhooks::store::DynamoStore;
 use serde_json::{json, Value};
-use support::{FaultyProxy, LocalDynamo, SampleEvent, ENGAGELAB_TEST_KEY};
+use support::{FaultyProxy, LocalDynamo, SampleEvent, ThreadLogs, ENGAGELAB_TEST_KEY};
 
 /// A TTL short enough to wait out in a test.
 const TTL: Duration = Duration::from_secs(1);
 const PAST_TTL: Duration = Duration::from_millis(1100);
 
 /// What the handlers log while a test runs (on its thread, which runs all its tasks).
-struct Logs {
-    buffer: Arc<Mutex<Vec<u8>>>,
-    _guard: tracing::subscriber::DefaultGuard,
-}
-
-struct BufferWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for BufferWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+struct Logs(ThreadLogs);
 
 impl Logs {
     /// Every level, the SDK's own lines included.
     fn capture() -> Logs {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || BufferWriter(writer.clone()))
-            .finish();
-        Logs { buffer, _guard: tracing::subscriber::set_default(subscriber) }
+        Logs(ThreadLogs::capture(tracing::Level::TRACE, false))
     }
 
     fn text(&self) -> String {
-        String::from_utf8_lossy(&self.buffer.lock().unwrap()).into_owned()
+        self.0.text()
     }
 
     fn lines_with(&self, needle: &str) -> Vec<String> {
@@ -262,4 +240,64 @@ async fn the_events_api_reads_its_bearer_token_from_the_secret() {
     let (code, _) = support::status_and_json(api.handle(get("Bearer wrong")).await.unwrap());
     assert_eq!(code, 401);
     logs.assert_never_shows(&["bearer-from-secret"]);
+}
+
+/// Held by the tests that set the process's environment, which a function's start reads.
+static PROCESS_ENV: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The process environment of a deployed Tencent SES function, with moto for AWS: the secret
+/// named by `MAILHOOKS_SECRET_ARN` is reached at `AWS_ENDPOINT_URL_SECRETS_MANAGER` by the
+/// client the function builds itself. The environment also sets the Tencent token, which the
+/// secret's must win over.
+fn deployed_environment(secret_arn: &str, secrets_endpoint: &str, table: &str) {
+    std::env::remove_var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+    std::env::remove_var("RAW_BUCKET");
+    for (name, value) in [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", secrets_endpoint),
+        ("AWS_ENDPOINT_URL_DYNAMODB", &LocalDynamo::shared().endpoint),
+        ("MAILHOOKS_SECRET_ARN", secret_arn),
+        ("SECRETS_TTL_SECS", "300"),
+        ("EVENTS_TABLE", table),
+        ("TENCENT_SES_WEBHOOK_TOKEN", "environment-token"),
+    ] {
+        std::env::set_var(name, value);
+    }
+}
+
+#[tokio::test]
+async fn a_started_function_reads_the_secret_its_environment_names() {
+    let _environment = PROCESS_ENV.lock().await;
+    let local = LocalDynamo::shared();
+    let arn = new_secret(&json!({ "TENCENT_SES_WEBHOOK_TOKEN": "token-from-the-secret" })).await;
+    let table = local.new_table();
+    deployed_environment(&arn, &local.endpoint, &table);
+
+    let receiver = startup::webhook(&tencent_ses::PROVIDER).await.expect("the function starts");
+    assert_eq!(status(&receiver, tencent_request("token-from-the-secret")).await, 200);
+    assert_eq!(status(&receiver, tencent_request("environment-token")).await, 401, "the secret wins");
+    let stored = local.client().scan().table_name(&table).send().await.unwrap();
+    assert_eq!(stored.count, 1, "stored in the table its environment names");
+}
+
+#[tokio::test]
+async fn a_function_that_cannot_read_its_secret_prints_why_it_did_not_start() {
+    let _environment = PROCESS_ENV.lock().await;
+    let local = LocalDynamo::shared();
+    let arn = new_secret(&json!({ "TENCENT_SES_WEBHOOK_TOKEN": "some-token" })).await;
+    let proxy = FaultyProxy::start(local).await;
+    proxy.set_down(true);
+    deployed_environment(&arn, &proxy.endpoint(), &local.new_table());
+
+    let Err(error) = startup::webhook(&tencent_ses::PROVIDER).await else { panic!("started without its secret") };
+    // What `main` returns, as Rust prints it when `main` fails, into Lambda's log.
+    let returned: lambda_http::Error = error.into();
+    let printed = format!("Error: {returned:?}");
+    let expected = "Error: could not start: the secret named by MAILHOOKS_SECRET_ARN could not be read: ";
+    assert!(printed.starts_with(expected), "{printed}");
+    assert_eq!(printed.lines().count(), 1, "{printed}");
+    assert!(!printed.contains("SecretUnreadable") && !printed.contains('{'), "a Debug form, not the message: {printed}");
+    assert!(!printed.contains("some-token"));
 }

@@ -66,7 +66,7 @@ fn wrong_types_anywhere_give_one_event_without_panicking() {
 }
 
 #[test]
-fn every_type_code_maps_as_designed() {
+fn every_type_code_maps_to_its_event_type() {
     let expected = [
         ("Processed", "queued"),
         ("Dropped", "rejected"),

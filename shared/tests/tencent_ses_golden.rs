@@ -62,7 +62,7 @@ fn wrong_types_anywhere_give_one_event_without_panicking() {
 }
 
 #[test]
-fn every_event_name_and_code_maps_as_designed() {
+fn every_event_name_and_code_maps_to_its_event_type() {
     let expected = [
         (1, "delivered", "delivered"),
         (2, "dropped", "rejected"),

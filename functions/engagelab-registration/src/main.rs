@@ -1,6 +1,5 @@
 use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
-use mailhooks::config::Settings;
-use mailhooks::engagelab_api::registration::Registrar;
+use mailhooks::startup;
 use serde_json::Value;
 
 // Lambda hands an instance one request at a time: a second worker thread would only add
@@ -8,8 +7,7 @@ use serde_json::Value;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let env = |name: &str| std::env::var(name).ok();
-    let registrar = &Registrar::from_settings(Settings::from_env(env).await?).await?;
+    let registrar = &startup::engagelab_registration().await?;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = event.context.deadline();
         registrar.current().await.handle(event.payload, deadline).await.map_err(Error::from)

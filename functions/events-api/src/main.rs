@@ -1,16 +1,11 @@
 use lambda_http::{run, service_fn, tracing, Error};
-use mailhooks::config::Settings;
-use mailhooks::http::EventsApi;
-use mailhooks::read::events::EventReader;
+use mailhooks::startup;
 
 // Lambda hands an instance one request at a time: a second worker thread would only add
 // cross-thread wake-ups to every request (docs/benchmarks.md, "CPU per invocation").
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let env = |name: &str| std::env::var(name).ok();
-    let settings = Settings::from_env(env).await?;
-    let reader = EventReader::from_env(&env).await?;
-    let api = EventsApi::from_settings(settings, reader).await?;
+    let api = startup::events_api().await?;
     run(service_fn(|request| api.handle(request))).await
 }

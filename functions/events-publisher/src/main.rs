@@ -1,13 +1,13 @@
 use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
-use mailhooks::fan_out::{Publisher, StreamBatch};
+use mailhooks::fan_out::StreamBatch;
+use mailhooks::startup;
 
 // Lambda hands an instance one request at a time: a second worker thread would only add
 // cross-thread wake-ups to every request (docs/benchmarks.md, "CPU per invocation").
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let env = |name: &str| std::env::var(name).ok();
-    let publisher = &Publisher::from_env(&env).await?;
+    let publisher = &startup::events_publisher().await?;
     run(service_fn(move |event: LambdaEvent<StreamBatch>| async move {
         publisher.handle(event.payload, event.context.deadline()).await.map_err(Error::from)
     }))

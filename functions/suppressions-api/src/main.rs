@@ -1,16 +1,11 @@
 use lambda_http::{run, service_fn, tracing, Error};
-use mailhooks::config::Settings;
-use mailhooks::http::SuppressionsApi;
-use mailhooks::read::suppressions::SuppressionList;
+use mailhooks::startup;
 
 // Lambda hands an instance one request at a time: a second worker thread would only add
 // cross-thread wake-ups to every request (docs/benchmarks.md, "CPU per invocation").
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let env = |name: &str| std::env::var(name).ok();
-    let settings = Settings::from_env(env).await?;
-    let list = SuppressionList::from_env(&env).await?;
-    let api = SuppressionsApi::from_settings(settings, list).await?;
+    let api = startup::suppressions_api().await?;
     run(service_fn(|request| api.handle(request))).await
 }

@@ -1,17 +1,12 @@
 use lambda_http::{run, service_fn, tracing, Error};
-use mailhooks::config::Settings;
-use mailhooks::http::WebhookReceiver;
 use mailhooks::receive::providers::tencent_ses;
-use mailhooks::store::DynamoStore;
+use mailhooks::startup;
 
 // Lambda hands an instance one request at a time: a second worker thread would only add
 // cross-thread wake-ups to every request (docs/benchmarks.md, "CPU per invocation").
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let env = |name: &str| std::env::var(name).ok();
-    let settings = Settings::from_env(env).await?;
-    let store = DynamoStore::from_env(&env).await?;
-    let receiver = WebhookReceiver::from_settings(&tencent_ses::PROVIDER, settings, store).await?;
+    let receiver = startup::webhook(&tencent_ses::PROVIDER).await?;
     run(service_fn(|request| receiver.handle(request))).await
 }

@@ -1,4 +1,4 @@
-//! EngageLab's webhooks API (seeds/engagelab-webhooks-api.txt): list, add, modify and delete
+//! EngageLab's webhooks API, as EngageLab documents it: list, add, modify and delete
 //! the callback URLs of an account.
 //!
 //! Requests carry `Authorization: Basic base64(api_user:api_key)`; the header is built once and

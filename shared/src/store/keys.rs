@@ -106,12 +106,13 @@ pub fn type_shard(event_id: &str) -> u8 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::receive::event::EventType;
     use chrono::DateTime;
 
-    fn event() -> Event {
+    /// A delivered EngageLab event with every key part set, for the store's tests too.
+    pub(in crate::store) fn event() -> Event {
         let occurred = DateTime::parse_from_rfc3339("2023-02-17T06:35:11.325Z").unwrap().to_utc();
         let received = DateTime::parse_from_rfc3339("2023-02-17T06:35:12Z").unwrap().to_utc();
         let mut event = Event::new("engagelab", EventType::Delivered, occurred, received, "{}");
@@ -122,7 +123,7 @@ mod tests {
     }
 
     #[test]
-    fn keys_follow_the_design() {
+    fn keys_follow_the_table_layout() {
         let keys = EventKeys::of(&event());
         assert_eq!(keys.pk, "MSG#engagelab#m-1");
         assert_eq!(keys.sk, "2023-02-17T06:35:11.325Z#a7f3c0de00112233445566778899aabb");

@@ -264,20 +264,9 @@ fn shorten_long_texts(value: &mut AttributeValue) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::receive::event::EventType;
+    use crate::store::keys::tests::event;
     use crate::store::raw_codec::decode_raw;
     use aws_config::BehaviorVersion;
-    use chrono::DateTime;
-
-    fn event() -> Event {
-        let occurred = DateTime::parse_from_rfc3339("2023-02-17T06:35:11.325Z").unwrap().to_utc();
-        let received = DateTime::parse_from_rfc3339("2023-02-17T06:35:12Z").unwrap().to_utc();
-        let mut event = Event::new("engagelab", EventType::Delivered, occurred, received, "{}");
-        event.event_id = "a7f3c0de00112233445566778899aabb".into();
-        event.message_id = Some("m-1".into());
-        event.recipient = Some("a@x.com".into());
-        event
-    }
 
     #[test]
     fn long_attribute_texts_are_cut_and_raw_is_not() {

@@ -1,5 +1,5 @@
 //! Local stand-ins for the servers the EngageLab registration talks to: EngageLab's webhooks
-//! API as seeds/engagelab-webhooks-api.txt describes it, and CloudFormation's response URL.
+//! API as EngageLab documents it, and CloudFormation's response URL.
 //! Both are plain HTTP/1.1 on a loopback port, one request per connection.
 #![allow(dead_code)] // each test binary uses its own subset of these helpers
 

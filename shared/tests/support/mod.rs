@@ -314,7 +314,9 @@ impl SampleEvent {
         Self::request_from(&self.signed_event(body))
     }
 
-    fn signed_event(&self, body: &str) -> serde_json::Value {
+    /// The API Gateway event of [`SampleEvent::signed_request`], to send the very same request
+    /// more than once.
+    pub fn signed_event(&self, body: &str) -> serde_json::Value {
         let mut event = self.event.clone();
         event["body"] = body.into();
         let headers = event["headers"].as_object_mut().expect("sample events have headers");
@@ -464,4 +466,50 @@ pub fn http_api_event(method: &str, path: &str, raw_query: &str, headers: serde_
 
 pub fn request_from_event(event: &serde_json::Value) -> lambda_http::Request {
     lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event")
+}
+
+thread_local! {
+    static THREAD_LOGS: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A `tracing` writer into the calling thread's buffer.
+struct ThreadLog;
+
+impl std::io::Write for ThreadLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        THREAD_LOGS.with(|logs| logs.borrow_mut().extend_from_slice(bytes));
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The log lines a test's own thread writes from now on. Each test runs its handlers on its own
+/// thread (a current-thread runtime), so it reads only its own lines, whatever runs alongside.
+/// The subscriber is the process-wide default, installed by the first capture of the test
+/// binary: one set for a single thread would race with tests on other threads over which log
+/// statements are enabled, and lose lines.
+pub struct ThreadLogs {
+    start: usize,
+}
+
+impl ThreadLogs {
+    pub fn capture(level: tracing::Level, json: bool) -> ThreadLogs {
+        static SET: std::sync::Once = std::sync::Once::new();
+        SET.call_once(|| {
+            let builder = tracing_subscriber::fmt().with_writer(|| ThreadLog).with_max_level(level);
+            let installed = if json {
+                tracing::subscriber::set_global_default(builder.json().finish())
+            } else {
+                tracing::subscriber::set_global_default(builder.finish())
+            };
+            installed.expect("one log subscriber per test binary");
+        });
+        ThreadLogs { start: THREAD_LOGS.with(|logs| logs.borrow().len()) }
+    }
+
+    pub fn text(&self) -> String {
+        THREAD_LOGS.with(|logs| String::from_utf8_lossy(&logs.borrow()[self.start..]).into_owned())
+    }
 }
