@@ -1,5 +1,5 @@
 //! What each function builds from its environment (and its secret) before its first request,
-//! and how a failure to build it is reported.
+//! how a failure to build it is reported, and how it logs.
 //!
 //! A function that cannot start returns [`InitError`] from `main`, and Lambda's log shows the
 //! `Debug` form of what `main` returns. Derived `Debug` forms are nests of variant names and
@@ -48,6 +48,38 @@ impl fmt::Debug for InitError {
 
 impl Error for InitError {}
 
+/// Sends the function's log lines to standard output, where Lambda collects them, in Lambda's
+/// log settings: JSON when `AWS_LAMBDA_LOG_FORMAT` is `JSON`, at `AWS_LAMBDA_LOG_LEVEL`, else
+/// `RUST_LOG`'s directives, else INFO. As `lambda_runtime`'s default subscriber does, but a JSON
+/// line carries only the level and its fields: the runtime's span would repeat the request id
+/// (already a field) and add the X-Ray trace id, about half of every line's bytes, and log
+/// ingestion is billed by the byte (docs/cost.md).
+pub fn init_logs() {
+    // Only fails when a subscriber is already set, and then that one logs.
+    let _ = tracing::subscriber::set_global_default(log_subscriber(&process_env, std::io::stdout));
+}
+
+/// The subscriber [`init_logs`] installs, given the environment and where lines go.
+pub fn log_subscriber<W>(env: &dyn Fn(&str) -> Option<String>, writer: W) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'writer> tracing_subscriber::fmt::MakeWriter<'writer> + Send + Sync + 'static,
+{
+    use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+
+    let filter = match env("AWS_LAMBDA_LOG_LEVEL") {
+        Some(level) => EnvFilter::default().add_directive(level.parse().unwrap_or(LevelFilter::INFO).into()),
+        None => EnvFilter::builder()
+            .with_default_directive(LevelFilter::INFO.into())
+            .parse_lossy(env("RUST_LOG").unwrap_or_default()),
+    };
+    let lines = tracing_subscriber::fmt().with_target(false).without_time().with_env_filter(filter).with_writer(writer);
+    if env("AWS_LAMBDA_LOG_FORMAT").is_some_and(|format| format.eq_ignore_ascii_case("json")) {
+        Box::new(lines.json().with_current_span(false).with_span_list(false).finish())
+    } else {
+        Box::new(lines.finish())
+    }
+}
+
 /// The process's environment, where a deployed function's configuration is.
 fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
@@ -95,6 +127,59 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("the certificates could not be loaded")]
     struct Outer(#[source] std::io::Error);
+
+    /// Log lines written under `env`, from inside a span like the one `lambda_runtime` opens
+    /// around each invocation.
+    fn lines_logged(env: &[(&str, &str)]) -> Vec<String> {
+        let written = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = written.clone();
+        let env = |name: &str| env.iter().find(|(key, _)| *key == name).map(|(_, value)| value.to_string());
+        let subscriber = log_subscriber(&env, move || Sink(sink.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("Lambda runtime invoke", requestId = "req-1", xrayTraceId = "Root=1-abc");
+            let _entered = span.enter();
+            tracing::info!(provider = "engagelab", request_id = "req-1", status = 200, "webhook stored");
+            tracing::debug!("detail");
+        });
+        let text = String::from_utf8(written.lock().unwrap().clone()).unwrap();
+        text.lines().map(str::to_owned).collect()
+    }
+
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_json_line_holds_the_level_and_fields_and_not_the_runtime_span() {
+        let lines = lines_logged(&[("AWS_LAMBDA_LOG_FORMAT", "JSON")]);
+        assert_eq!(lines.len(), 1, "INFO by default: {lines:?}");
+        let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(
+            line,
+            serde_json::json!({
+                "level": "INFO",
+                "fields": {"message": "webhook stored", "provider": "engagelab", "request_id": "req-1", "status": 200},
+            })
+        );
+    }
+
+    #[test]
+    fn the_level_comes_from_lambda_then_rust_log_and_text_is_the_default_format() {
+        assert_eq!(lines_logged(&[("AWS_LAMBDA_LOG_LEVEL", "DEBUG"), ("RUST_LOG", "error")]).len(), 2);
+        assert_eq!(lines_logged(&[("AWS_LAMBDA_LOG_LEVEL", "WARN")]).len(), 0);
+        assert_eq!(lines_logged(&[("RUST_LOG", "debug")]).len(), 2);
+        let text = lines_logged(&[]);
+        assert_eq!(text.len(), 1);
+        assert!(text[0].starts_with(" INFO ") && text[0].contains("webhook stored"), "{text:?}");
+    }
 
     #[test]
     fn the_message_names_each_cause_once_and_is_its_own_debug_form() {

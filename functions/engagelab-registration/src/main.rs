@@ -1,4 +1,4 @@
-use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use mailhooks::startup;
 use serde_json::Value;
 
@@ -6,7 +6,7 @@ use serde_json::Value;
 // cross-thread wake-ups to every request (docs/benchmarks.md, "CPU per invocation").
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    startup::init_logs();
     let registrar = &startup::engagelab_registration().await?;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = event.context.deadline();

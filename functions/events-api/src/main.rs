@@ -1,11 +1,11 @@
-use lambda_http::{run, service_fn, tracing, Error};
+use lambda_http::{run, service_fn, Error};
 use mailhooks::startup;
 
 // Lambda hands an instance one request at a time: a second worker thread would only add
 // cross-thread wake-ups to every request (docs/benchmarks.md, "CPU per invocation").
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    startup::init_logs();
     let api = startup::events_api().await?;
     run(service_fn(|request| api.handle(request))).await
 }

@@ -1,4 +1,4 @@
-use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use mailhooks::fan_out::StreamBatch;
 use mailhooks::startup;
 
@@ -6,7 +6,7 @@ use mailhooks::startup;
 // cross-thread wake-ups to every request (docs/benchmarks.md, "CPU per invocation").
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    startup::init_logs();
     let publisher = &startup::events_publisher().await?;
     run(service_fn(move |event: LambdaEvent<StreamBatch>| async move {
         publisher.handle(event.payload, event.context.deadline()).await.map_err(Error::from)

@@ -1,4 +1,4 @@
-use lambda_http::{run, service_fn, tracing, Error};
+use lambda_http::{run, service_fn, Error};
 use mailhooks::receive::providers::sendpost;
 use mailhooks::startup;
 
@@ -6,7 +6,7 @@ use mailhooks::startup;
 // cross-thread wake-ups to every request (docs/benchmarks.md, "CPU per invocation").
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    startup::init_logs();
     let receiver = startup::webhook(&sendpost::PROVIDER).await?;
     run(service_fn(|request| receiver.handle(request))).await
 }
