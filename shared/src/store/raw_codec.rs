@@ -34,13 +34,13 @@
 //! reading. `raw_dictionaries/*` is binary in `.gitattributes` so no checkout rewrites it, and
 //! the unit tests pin each DICTID.
 //!
-//! miniz_oxide has no set-dictionary call, so the compressor is primed instead: DEFLATE
-//! back-references point into the *decompressed* history, so the dictionary is fed first and
-//! ended with a sync flush (byte-aligned, non-final), its output discarded, and the payload
-//! compressed after it is valid after any deflate stream that decodes to the dictionary. That is
-//! what zlib's `deflateSetDictionary` amounts to. Decoding builds such a stream (the dictionary
-//! in stored blocks) in front of the payload's deflate data, inflates, drops the dictionary and
-//! checks the payload's Adler-32.
+//! Writing uses zlib-rs (through flate2), whose `deflateSetDictionary` only puts the dictionary
+//! into the window and hash table: priming a compressor that way costs a fraction of feeding the
+//! dictionary through a compressor, which was most of the CPU a callback's compression took
+//! (docs/benchmarks.md, "CPU per invocation"). Reading uses miniz_oxide, which has no
+//! set-dictionary call: DEFLATE back-references point into the *decompressed* history, so
+//! decoding builds a stream that decodes to the dictionary (stored blocks) in front of the
+//! payload's deflate data, inflates, drops the dictionary and checks the payload's Adler-32.
 
 use std::cell::RefCell;
 
@@ -48,12 +48,10 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::store::keys::Item;
-use miniz_oxide::deflate::core::{
-    compress_to_output, create_comp_flags_from_zip_params, CompressorOxide, TDEFLFlush, TDEFLStatus,
-};
+use flate2::{Compress, Compression, FlushCompress, Status};
 
 /// zlib's best compression; `raw` is written once and read rarely.
-const COMPRESSION_LEVEL: u8 = 9;
+const COMPRESSION_LEVEL: u32 = 9;
 /// A decompressed `raw` larger than this is refused as corrupt (items are at most 400 KB).
 const DECOMPRESSED_LIMIT: usize = 64 * 1024 * 1024;
 /// CMF: deflate (8) with a 32 KB window (7 << 4).
@@ -192,8 +190,7 @@ pub fn encode_raw_within(provider: &str, raw: &str, item: &Item, max_bytes: usiz
         Some(dictionary) => {
             compress_with_dictionary_within(raw.as_bytes(), &[dictionary.bytes, &item_context(item)], max_bytes)
         }
-        None => Some(miniz_oxide::deflate::compress_to_vec_zlib(raw.as_bytes(), COMPRESSION_LEVEL))
-            .filter(|compressed| compressed.len() <= max_bytes),
+        None => compress_zlib_within(raw.as_bytes(), max_bytes),
     };
     match compressed {
         Some(compressed) if compressed.len() < raw.len() => Some(AttributeValue::B(Blob::new(compressed))),
@@ -223,57 +220,61 @@ pub fn compress_with_dictionary(data: &[u8], dictionary: &[&[u8]]) -> Vec<u8> {
 /// [`compress_with_dictionary`], given up (`None`) as soon as the stream would exceed
 /// `max_bytes`.
 pub fn compress_with_dictionary_within(data: &[u8], dictionary: &[&[u8]], max_bytes: usize) -> Option<Vec<u8>> {
+    // zlib takes the dictionary in one piece: one call per part would leave the last bytes of
+    // a part out of the hash table.
+    let dictionary = dictionary.concat();
+    let mut out = zlib_header_with_dictionary(adler32(&dictionary)).to_vec();
+    let deflated = with_kept_compressor(|compressor| {
+        compressor.set_dictionary(&dictionary).ok()?;
+        // The Adler-32 trailer follows the deflate data.
+        deflate_within(compressor, data, &mut out, max_bytes.saturating_sub(4))
+    });
+    deflated?;
+    out.extend_from_slice(&adler32(data).to_be_bytes());
+    Some(out)
+}
+
+/// A plain zlib stream (no dictionary), or `None` when it would exceed `max_bytes`.
+fn compress_zlib_within(data: &[u8], max_bytes: usize) -> Option<Vec<u8>> {
+    let mut compressor = Compress::new(Compression::new(COMPRESSION_LEVEL), true);
+    let mut out = Vec::new();
+    deflate_within(&mut compressor, data, &mut out, max_bytes)?;
+    Some(out)
+}
+
+/// Runs `compress` with this thread's raw-deflate compressor, reset.
+fn with_kept_compressor<T>(compress: impl FnOnce(&mut Compress) -> T) -> T {
     COMPRESSOR.with_borrow_mut(|kept| {
-        let compressor = kept.get_or_insert_with(|| {
-            // Raw deflate (window_bits < 0): the zlib header is written here, with FDICT.
-            Box::new(CompressorOxide::new(create_comp_flags_from_zip_params(i32::from(COMPRESSION_LEVEL), -15, 0)))
-        });
+        // Raw deflate: the zlib header (with FDICT) and trailer are written here.
+        let compressor = kept.get_or_insert_with(|| Compress::new(Compression::new(COMPRESSION_LEVEL), false));
         compressor.reset();
-        compress_primed(compressor, data, dictionary, max_bytes)
+        compress(compressor)
     })
 }
 
 thread_local! {
-    /// The compressor's window, hash chains and code buffer (about 300 KB) are kept between
+    /// The compressor's window, hash chains and buffers (about 270 KB) are kept between
     /// events: allocating and faulting them in afresh for every event cost more CPU than
     /// compressing a callback (docs/benchmarks.md, "CPU per invocation").
-    static COMPRESSOR: RefCell<Option<Box<CompressorOxide>>> = const { RefCell::new(None) };
+    static COMPRESSOR: RefCell<Option<Compress>> = const { RefCell::new(None) };
 }
 
-fn compress_primed(
-    compressor: &mut CompressorOxide,
-    data: &[u8],
-    dictionary: &[&[u8]],
-    max_bytes: usize,
-) -> Option<Vec<u8>> {
-    // The dictionary goes in at level 0: stored blocks, whose output is thrown away anyway.
-    // Its bytes still enter the window and the hash chains exactly as at level 9, so the
-    // payload compresses to the same bytes, without a level-9 match search over the
-    // dictionary first (most of the CPU a callback's compression took).
-    compressor.set_compression_level_raw(0);
-    let mut dictionary_id = miniz_oxide::MZ_ADLER32_INIT;
-    for (index, part) in dictionary.iter().enumerate() {
-        let flush = if index + 1 == dictionary.len() { TDEFLFlush::Sync } else { TDEFLFlush::None };
-        let (status, consumed) = compress_to_output(compressor, part, flush, |_| true);
-        debug_assert!(status == TDEFLStatus::Okay && consumed == part.len());
-        dictionary_id = miniz_oxide::mz_adler32_oxide(dictionary_id, part);
+/// Appends all of `data`, compressed to its end, to `out`; `None` as soon as `out` would pass
+/// `limit` bytes, so a payload that cannot fit costs only the work up to that point.
+fn deflate_within(compressor: &mut Compress, data: &[u8], out: &mut Vec<u8>, limit: usize) -> Option<()> {
+    let consumed_before = compressor.total_in();
+    loop {
+        // Room for one byte past the limit: zlib cannot say that a stream ended exactly where its
+        // output space did, so a stream that fits must end with space to spare.
+        let room = limit.saturating_add(1).checked_sub(out.len()).filter(|&room| room > 0)?;
+        // Grown step by step (compress_vec writes only into spare capacity).
+        out.reserve_exact(room.min(out.capacity().max(data.len() / 2 + 64)));
+        let consumed = usize::try_from(compressor.total_in() - consumed_before).ok()?;
+        match compressor.compress_vec(&data[consumed..], out, FlushCompress::Finish).ok()? {
+            Status::StreamEnd => return (out.len() <= limit).then_some(()),
+            Status::Ok | Status::BufError => {}
+        }
     }
-    compressor.set_compression_level_raw(COMPRESSION_LEVEL);
-
-    let mut out = zlib_header_with_dictionary(dictionary_id).to_vec();
-    // The Adler-32 trailer follows the deflate data.
-    let deflate_limit = max_bytes.saturating_sub(4);
-    let (status, consumed) = compress_to_output(compressor, data, TDEFLFlush::Finish, |chunk| {
-        out.extend_from_slice(chunk);
-        out.len() <= deflate_limit
-    });
-    if status == TDEFLStatus::PutBufFailed || out.len() > deflate_limit {
-        return None;
-    }
-    // Otherwise writing to a Vec cannot fail, so the compressor always finishes.
-    debug_assert!(status == TDEFLStatus::Done && consumed == data.len());
-    out.extend_from_slice(&adler32(data).to_be_bytes());
-    Some(out)
 }
 
 /// CMF, FLG (FDICT, FLEVEL and the FCHECK that makes `CMF * 256 + FLG` a multiple of 31),
@@ -427,7 +428,7 @@ mod tests {
         assert_eq!(bytes[bytes.len() - 4..], adler32(SENDPOST.as_bytes()).to_be_bytes());
         assert_eq!(decode_raw(&stored, &no_item()).unwrap(), SENDPOST);
         // The dictionary is what makes it small.
-        let plain = miniz_oxide::deflate::compress_to_vec_zlib(SENDPOST.as_bytes(), COMPRESSION_LEVEL);
+        let plain = compress_zlib_within(SENDPOST.as_bytes(), usize::MAX).unwrap();
         assert!(bytes.len() + 40 < plain.len(), "{} vs {}", bytes.len(), plain.len());
     }
 
@@ -545,7 +546,7 @@ mod tests {
         let item = sendpost_item();
         let with_context = blob(&encode_raw("sendpost", SENDPOST, &item));
         let without = blob(&encode_raw("sendpost", SENDPOST, &no_item()));
-        assert!(with_context.len() + 15 < without.len(), "{} vs {}", with_context.len(), without.len());
+        assert!(with_context.len() + 10 < without.len(), "{} vs {}", with_context.len(), without.len());
         let dictionary = dictionary_for("sendpost").unwrap();
         let id = miniz_oxide::mz_adler32_oxide(dictionary.id(), &item_context(&item));
         assert_eq!(with_context[2..6], id.to_be_bytes());
@@ -562,27 +563,12 @@ mod tests {
         assert_eq!(decode_raw(&stored, &no_item()), Err(RawDecodeError::UnknownDictionary(id)));
     }
 
-    /// What `compress_primed` wrote when it primed the compressor with the dictionary at
-    /// level 9: the deflate data after the zlib header, without the Adler-32.
-    fn primed_at_level_9(data: &[u8], dictionary: &[&[u8]]) -> Vec<u8> {
-        let mut compressor = CompressorOxide::new(create_comp_flags_from_zip_params(9, -15, 0));
-        for (index, part) in dictionary.iter().enumerate() {
-            let flush = if index + 1 == dictionary.len() { TDEFLFlush::Sync } else { TDEFLFlush::None };
-            compress_to_output(&mut compressor, part, flush, |_| true);
-        }
-        let mut out = Vec::new();
-        compress_to_output(&mut compressor, data, TDEFLFlush::Finish, |chunk| {
-            out.extend_from_slice(chunk);
-            true
-        });
-        out
-    }
-
-    /// Stored items stay byte for byte what they were: every sample body, a long repetitive
-    /// payload and a 70 KB one that does not compress (past the 32 KB window), with each
-    /// dictionary, with and without a context, one after the other through the kept compressor.
+    /// The kept compressor carries nothing from one event into the next: every sample body, a
+    /// long repetitive payload and a 70 KB one that does not compress (past the 32 KB window),
+    /// with each dictionary, with and without a context, one after the other through it, each
+    /// decoding to itself with its own dictionary alone.
     #[test]
-    fn priming_at_level_0_writes_what_priming_at_level_9_wrote() {
+    fn one_compressor_compresses_event_after_event() {
         let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
         let mut payloads = vec![
             SENDPOST.as_bytes().to_vec(),
@@ -603,11 +589,10 @@ mod tests {
         for dictionary in DICTIONARIES {
             for payload in &payloads {
                 for context in [&[][..], &payload[..payload.len().min(300)]] {
-                    let parts = [dictionary.bytes, context];
-                    let stream = compress_with_dictionary(payload, &parts);
+                    let stream = compress_with_dictionary(payload, &[dictionary.bytes, context]);
                     assert_eq!(
-                        stream[6..stream.len() - 4],
-                        primed_at_level_9(payload, &parts),
+                        decompress(&stream, context).as_deref(),
+                        Ok(&payload[..]),
                         "{} bytes with {}",
                         payload.len(),
                         dictionary.name
