@@ -6,6 +6,7 @@
 #   moto_server          local DynamoDB for the tests and the local run
 #   sam, cfn-lint        template checks and `sam build`
 #   cargo-lambda         `cargo lambda watch/build` (sam's rust-cargolambda builder)
+#   waitress             serves moto with keep-alive for scripts/measure-cpu
 #   checkov              the template's security scan, in a virtualenv of its own,
 #                        .venv/checkov, since its dependencies clash with aws-sam-cli's
 # A fresh machine needs only python3 and cargo. Re-sourcing is cheap: the
@@ -20,6 +21,7 @@ MAILHOOKS_PIP_PINS=(
   "cfn-lint==1.58.0"
   "aws-sam-cli==1.170.0"
   "cargo-lambda==1.9.2"
+  "waitress==3.0.2"
 )
 MAILHOOKS_CHECKOV_PIN="checkov==3.3.30"
 
