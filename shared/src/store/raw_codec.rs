@@ -220,12 +220,14 @@ pub fn compress_with_dictionary(data: &[u8], dictionary: &[&[u8]]) -> Vec<u8> {
 /// [`compress_with_dictionary`], given up (`None`) as soon as the stream would exceed
 /// `max_bytes`.
 pub fn compress_with_dictionary_within(data: &[u8], dictionary: &[&[u8]], max_bytes: usize) -> Option<Vec<u8>> {
-    // zlib takes the dictionary in one piece: one call per part would leave the last bytes of
-    // a part out of the hash table.
-    let dictionary = dictionary.concat();
-    let mut out = zlib_header_with_dictionary(adler32(&dictionary)).to_vec();
+    let dictionary_id =
+        dictionary.iter().fold(miniz_oxide::MZ_ADLER32_INIT, |id, part| miniz_oxide::mz_adler32_oxide(id, part));
+    let mut out = zlib_header_with_dictionary(dictionary_id).to_vec();
     let deflated = with_kept_compressor(|compressor| {
-        compressor.set_dictionary(&dictionary).ok()?;
+        // Each part goes on where the one before ended, as one dictionary would.
+        for part in dictionary {
+            compressor.set_dictionary(part).ok()?;
+        }
         // The Adler-32 trailer follows the deflate data.
         deflate_within(compressor, data, &mut out, max_bytes.saturating_sub(4))
     });
