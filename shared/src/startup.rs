@@ -60,7 +60,7 @@ pub fn init_logs() {
 }
 
 /// The subscriber [`init_logs`] installs, given the environment and where lines go.
-pub fn log_subscriber<W>(env: &dyn Fn(&str) -> Option<String>, writer: W) -> Box<dyn tracing::Subscriber + Send + Sync>
+fn log_subscriber<W>(env: &dyn Fn(&str) -> Option<String>, writer: W) -> Box<dyn tracing::Subscriber + Send + Sync>
 where
     W: for<'writer> tracing_subscriber::fmt::MakeWriter<'writer> + Send + Sync + 'static,
 {
