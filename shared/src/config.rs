@@ -102,16 +102,16 @@ impl Settings {
     }
 
     /// `MAILHOOKS_SECRET_ARN` and `SECRETS_TTL_SECS` from `env`; the Secrets Manager client
-    /// (region, credentials, `AWS_ENDPOINT_URL_SECRETS_MANAGER` locally) from the standard AWS
-    /// chain, built only when a secret is named.
-    pub async fn from_env(env: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Result<Self, ConfigError> {
+    /// (region, credentials, `AWS_ENDPOINT_URL_SECRETS_MANAGER` locally) from `config`
+    /// ([`sdk_config`]), built only when a secret is named.
+    pub fn from_env(
+        env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+        config: &aws_config::SdkConfig,
+    ) -> Result<Self, ConfigError> {
         let ttl = ttl_from_env(&env)?;
         match env(SECRET_ARN).map(|id| id.trim().to_owned()).filter(|id| !id.is_empty()) {
             None => Ok(Settings::env_only(env)),
-            Some(id) => {
-                let client = Client::new(&sdk_config().await);
-                Ok(Settings::with_secret(env, client, id, ttl))
-            }
+            Some(id) => Ok(Settings::with_secret(env, Client::new(config), id, ttl)),
         }
     }
 

@@ -8,7 +8,7 @@
 use std::error::Error;
 use std::fmt;
 
-use crate::config::{ConfigError, Settings};
+use crate::config::{sdk_config, ConfigError, Settings};
 use crate::http::{EventsApi, SuppressionsApi, WebhookReceiver};
 use crate::read::events::EventReader;
 use crate::read::suppressions::SuppressionList;
@@ -87,22 +87,26 @@ fn process_env(name: &str) -> Option<String> {
 
 /// `engagelab-webhook`, `sendpost-webhook` and `tencent-ses-webhook`.
 pub async fn webhook(provider: &'static Provider) -> Result<WebhookReceiver<DynamoStore>, InitError> {
-    let settings = Settings::from_env(process_env).await?;
-    let store = DynamoStore::from_env(&process_env).await?;
+    // One SDK configuration (and so one HTTP client) for every client the function builds.
+    let config = sdk_config().await;
+    let settings = Settings::from_env(process_env, &config)?;
+    let store = DynamoStore::from_env(&process_env, &config)?;
     Ok(WebhookReceiver::from_settings(provider, settings, store).await?)
 }
 
 /// `events-api`.
 pub async fn events_api() -> Result<EventsApi, InitError> {
-    let settings = Settings::from_env(process_env).await?;
-    let reader = EventReader::from_env(&process_env).await?;
+    let config = sdk_config().await;
+    let settings = Settings::from_env(process_env, &config)?;
+    let reader = EventReader::from_env(&process_env, &config)?;
     Ok(EventsApi::from_settings(settings, reader).await?)
 }
 
 /// `suppressions-api`.
 pub async fn suppressions_api() -> Result<SuppressionsApi, InitError> {
-    let settings = Settings::from_env(process_env).await?;
-    let list = SuppressionList::from_env(&process_env).await?;
+    let config = sdk_config().await;
+    let settings = Settings::from_env(process_env, &config)?;
+    let list = SuppressionList::from_env(&process_env, &config)?;
     Ok(SuppressionsApi::from_settings(settings, list).await?)
 }
 
@@ -116,7 +120,7 @@ pub async fn events_publisher() -> Result<crate::fan_out::Publisher, InitError> 
 #[cfg(feature = "engagelab-api")]
 pub async fn engagelab_registration(
 ) -> Result<crate::config::Live<crate::engagelab_api::registration::Registrar>, InitError> {
-    let settings = Settings::from_env(process_env).await?;
+    let settings = Settings::from_env(process_env, &sdk_config().await)?;
     Ok(crate::engagelab_api::registration::Registrar::from_settings(settings).await?)
 }
 

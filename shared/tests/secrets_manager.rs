@@ -115,7 +115,8 @@ async fn the_engagelab_webhook_verifies_with_the_key_in_the_secret() {
 
 #[tokio::test]
 async fn without_a_secret_the_environment_is_used() {
-    let settings = Settings::from_env(env(&[("TENCENT_SES_WEBHOOK_TOKEN", "env-token")])).await.unwrap();
+    let config = mailhooks::config::sdk_config().await;
+    let settings = Settings::from_env(env(&[("TENCENT_SES_WEBHOOK_TOKEN", "env-token")]), &config).unwrap();
     let receiver = WebhookReceiver::from_settings(&tencent_ses::PROVIDER, settings, store()).await.unwrap();
     assert_eq!(status(&receiver, tencent_request("env-token")).await, 200);
     assert_eq!(status(&receiver, tencent_request("other-token")).await, 401);

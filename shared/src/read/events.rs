@@ -16,7 +16,9 @@ use serde_json::{Map, Value};
 use crate::aws_error::short_cause;
 use crate::config::ConfigError;
 use crate::config::Env;
-use crate::config::{events_table_from_env, sdk_config};
+use aws_config::SdkConfig;
+
+use crate::config::events_table_from_env;
 use crate::read::cursor::{ItemKey, LaneCursor};
 use crate::read::query::{EventQuery, Order, Partition, Selector, SortKeyRange};
 use crate::store::keys::{item_size, Item};
@@ -192,12 +194,11 @@ impl EventReader {
     }
 
     /// `EVENTS_TABLE` and `RAW_BUCKET` from `env`; region, credentials and endpoints from the
-    /// standard AWS chain.
-    pub async fn from_env(env: Env<'_>) -> Result<Self, ConfigError> {
+    /// standard AWS chain, as `config` ([`sdk_config`](crate::config::sdk_config)) holds them.
+    pub fn from_env(env: Env<'_>, config: &SdkConfig) -> Result<Self, ConfigError> {
         let table = events_table_from_env(env)?;
-        let config = sdk_config().await;
-        let reader = EventReader::new(Client::new(&config), table);
-        Ok(match RawObjects::from_env(env, &config) {
+        let reader = EventReader::new(Client::new(config), table);
+        Ok(match RawObjects::from_env(env, config) {
             Some(raw_objects) => reader.with_raw_objects(raw_objects),
             None => reader,
         })

@@ -10,7 +10,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::aws_error::short_cause;
-use crate::config::{sdk_config, events_table_from_env, ConfigError, Env};
+use aws_config::SdkConfig;
+
+use crate::config::{events_table_from_env, ConfigError, Env};
 use crate::read::cursor::{CursorError, CursorKey, ItemKey, LaneCursor, QueryBinding};
 use crate::read::query::{parse_limit, sort_key_time, ParameterError, DEFAULT_LIMIT};
 use crate::receive::event::format_timestamp;
@@ -100,10 +102,10 @@ impl SuppressionList {
         SuppressionList { client, table: table.into() }
     }
 
-    /// `EVENTS_TABLE` from `env`; region, credentials and endpoint from the standard AWS chain.
-    pub async fn from_env(env: Env<'_>) -> Result<Self, ConfigError> {
+    /// `EVENTS_TABLE` from `env`; region, credentials and endpoint from `config` ([`sdk_config`](crate::config::sdk_config)).
+    pub fn from_env(env: Env<'_>, config: &SdkConfig) -> Result<Self, ConfigError> {
         let table = events_table_from_env(env)?;
-        Ok(SuppressionList::new(Client::new(&sdk_config().await), table))
+        Ok(SuppressionList::new(Client::new(config), table))
     }
 
     /// `{"email", "suppressed", "reason", "since", "events", ...}` for any address: one never

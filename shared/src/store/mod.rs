@@ -16,7 +16,9 @@ use aws_sdk_dynamodb::Client;
 use futures_util::stream::{self, StreamExt};
 
 use crate::aws_error::short_cause;
-use crate::config::{events_table_from_env, sdk_config, ConfigError, Env};
+use aws_config::SdkConfig;
+
+use crate::config::{events_table_from_env, ConfigError, Env};
 use crate::receive::event::{Event, EventType};
 use crate::store::keys::{item_size, EventKeys, Item};
 use crate::store::raw_codec::encode_raw_within;
@@ -109,8 +111,8 @@ impl DynamoStore {
 
     /// `EVENTS_TABLE`, `RETENTION_DAYS`, `SOFT_BOUNCE_THRESHOLD` and `RAW_BUCKET` from `env`;
     /// region, credentials and endpoints (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_S3`
-    /// locally) from the standard AWS chain. Both clients are built here, once per cold start.
-    pub async fn from_env(env: Env<'_>) -> Result<Self, ConfigError> {
+    /// locally) from `config` ([`sdk_config`](crate::config::sdk_config)). Both clients are built here, once per cold start.
+    pub fn from_env(env: Env<'_>, config: &SdkConfig) -> Result<Self, ConfigError> {
         let table = events_table_from_env(env)?;
         let retention_days = match env("RETENTION_DAYS").as_deref().map(str::trim) {
             None | Some("") => 0,
@@ -120,9 +122,8 @@ impl DynamoStore {
             })?,
         };
         let threshold = soft_bounce_threshold_from_env(env)?;
-        let config = sdk_config().await;
-        let store = DynamoStore::new(Client::new(&config), table, retention_days).with_soft_bounce_threshold(threshold);
-        Ok(match RawObjects::from_env(env, &config) {
+        let store = DynamoStore::new(Client::new(config), table, retention_days).with_soft_bounce_threshold(threshold);
+        Ok(match RawObjects::from_env(env, config) {
             Some(raw_objects) => store.with_raw_objects(raw_objects),
             None => {
                 tracing::warn!(
