@@ -306,6 +306,10 @@ def stored_one(answer):
     return isinstance(answer, dict) and answer.get("stored") == 1
 
 
+def stored_as_duplicate(answer):
+    return isinstance(answer, dict) and answer.get("stored") == 0 and answer.get("duplicates") == 1
+
+
 def has_events(answer):
     return isinstance(answer, dict) and isinstance(answer.get("events"), list)
 
@@ -622,13 +626,23 @@ def measure_invocations(args, runtime, env, log, log_path, make_event, check):
     last_answer = max((answer[0] for answer in answers.values()), default=None)
     if first_sent is not None and last_answer is not None and last_answer > first_sent:
         result["invocations_per_s"] = len(answers) / (last_answer - first_sent)
+    result["retried_writes"] = 0
     for request_id, (arrived, kind, body) in answers.items():
         result["latencies_ms"].append((arrived - sent_at[request_id]) * 1000)
         problem = check_answer(kind, body, check)
         if problem is None:
             result["ok"] += 1
+        elif check_answer(kind, body, http_answer(stored_as_duplicate)) is None:
+            # Its write landed after the SDK's attempt timeout, and the retry found it stored:
+            # the right answer for a retried write, counted apart.
+            result["retried_writes"] += 1
         else:
             wrong[problem] += 1
+    # A loaded machine retries a few writes; more than 1 % is a problem of the run.
+    if result["retried_writes"] > args.invocations // 100:
+        wrong["answered as duplicates: writes retried after their attempt timed out"] += result["retried_writes"]
+    else:
+        result["ok"] += result["retried_writes"]
     result["failures"] += [f"{count} x {problem}" for problem, count in wrong.most_common(5)]
     return result
 
