@@ -50,10 +50,11 @@ impl Error for InitError {}
 
 /// Sends the function's log lines to standard output, where Lambda collects them, in Lambda's
 /// log settings: JSON when `AWS_LAMBDA_LOG_FORMAT` is `JSON`, at `AWS_LAMBDA_LOG_LEVEL`, else
-/// `RUST_LOG`'s directives, else INFO. As `lambda_runtime`'s default subscriber does, but a JSON
-/// line carries only the level and its fields: the runtime's span would repeat the request id
-/// (already a field) and add the X-Ray trace id, about half of every line's bytes, and log
-/// ingestion is billed by the byte (docs/cost.md).
+/// `RUST_LOG`'s directives, else INFO. As `lambda_runtime`'s default subscriber does, but a line
+/// carries only the level and its fields, and spans are not recorded at all: the runtime's span
+/// would repeat the request id (already a field) and add the X-Ray trace id, about half of every
+/// line's bytes, and log ingestion is billed by the byte (docs/cost.md); a span no line shows
+/// would still cost every request its creation, entry and exit.
 pub fn init_logs() {
     // Only fails when a subscriber is already set, and then that one logs.
     let _ = tracing::subscriber::set_global_default(log_subscriber(&process_env, std::io::stdout));
@@ -64,7 +65,8 @@ fn log_subscriber<W>(env: &dyn Fn(&str) -> Option<String>, writer: W) -> Box<dyn
 where
     W: for<'writer> tracing_subscriber::fmt::MakeWriter<'writer> + Send + Sync + 'static,
 {
-    use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+    use tracing_subscriber::filter::{filter_fn, EnvFilter, LevelFilter};
+    use tracing_subscriber::layer::SubscriberExt;
 
     let filter = match env("AWS_LAMBDA_LOG_LEVEL") {
         Some(level) => EnvFilter::default().add_directive(level.parse().unwrap_or(LevelFilter::INFO).into()),
@@ -73,10 +75,11 @@ where
             .parse_lossy(env("RUST_LOG").unwrap_or_default()),
     };
     let lines = tracing_subscriber::fmt().with_target(false).without_time().with_env_filter(filter).with_writer(writer);
+    let events_only = filter_fn(|metadata| metadata.is_event());
     if env("AWS_LAMBDA_LOG_FORMAT").is_some_and(|format| format.eq_ignore_ascii_case("json")) {
-        Box::new(lines.json().with_current_span(false).with_span_list(false).finish())
+        Box::new(lines.json().with_current_span(false).with_span_list(false).finish().with(events_only))
     } else {
-        Box::new(lines.finish())
+        Box::new(lines.finish().with(events_only))
     }
 }
 
@@ -183,6 +186,19 @@ mod tests {
         let text = lines_logged(&[]);
         assert_eq!(text.len(), 1);
         assert!(text[0].starts_with(" INFO ") && text[0].contains("webhook stored"), "{text:?}");
+        assert!(!text[0].contains("Lambda runtime invoke"), "no span in a text line either: {text:?}");
+    }
+
+    #[test]
+    fn spans_are_not_recorded_at_any_level() {
+        for env in [[("AWS_LAMBDA_LOG_FORMAT", "JSON")], [("AWS_LAMBDA_LOG_LEVEL", "TRACE")]] {
+            let env = |name: &str| env.iter().find(|(key, _)| *key == name).map(|(_, value)| value.to_string());
+            tracing::subscriber::with_default(log_subscriber(&env, std::io::sink), || {
+                assert!(tracing::info_span!("Lambda runtime invoke", requestId = "req-1").is_disabled());
+                assert!(tracing::error_span!("invoke").is_disabled());
+                assert!(tracing::event_enabled!(tracing::Level::INFO), "events still are");
+            });
+        }
     }
 
     #[test]
