@@ -54,12 +54,8 @@ use flate2::{Compress, Compression, FlushCompress, Status};
 const COMPRESSION_LEVEL: u32 = 9;
 /// A decompressed `raw` larger than this is refused as corrupt (items are at most 400 KB).
 const DECOMPRESSED_LIMIT: usize = 64 * 1024 * 1024;
-/// CMF: deflate (8) with a 32 KB window (7 << 4).
-const ZLIB_CMF: u8 = 0x78;
 /// FLG.FDICT: a DICTID follows the header and the stream was compressed with that dictionary.
 const ZLIB_FDICT: u8 = 0x20;
-/// FLG.FLEVEL = 3, "maximum compression" (informative only).
-const ZLIB_FLEVEL_BEST: u8 = 0xC0;
 /// Back-references reach at most this far, so a longer dictionary would be partly unusable.
 pub const MAX_DICTIONARY_LEN: usize = 32 * 1024;
 /// A stored (uncompressed) deflate block holds at most this many bytes.
@@ -220,20 +216,17 @@ pub fn compress_with_dictionary(data: &[u8], dictionary: &[&[u8]]) -> Vec<u8> {
 /// [`compress_with_dictionary`], given up (`None`) as soon as the stream would exceed
 /// `max_bytes`.
 pub fn compress_with_dictionary_within(data: &[u8], dictionary: &[&[u8]], max_bytes: usize) -> Option<Vec<u8>> {
-    let dictionary_id =
-        dictionary.iter().fold(miniz_oxide::MZ_ADLER32_INIT, |id, part| miniz_oxide::mz_adler32_oxide(id, part));
-    let mut out = zlib_header_with_dictionary(dictionary_id).to_vec();
-    let deflated = with_kept_compressor(|compressor| {
-        // Each part goes on where the one before ended, as one dictionary would.
+    with_kept_compressor(|compressor| {
+        // Each part goes on where the one before ended, as one dictionary would: zlib keeps one
+        // running Adler-32 over them, the DICTID of the header it writes (with FDICT set, and
+        // FLEVEL 3 for level 9), and ends the stream with the payload's Adler-32.
         for part in dictionary {
             compressor.set_dictionary(part).ok()?;
         }
-        // The Adler-32 trailer follows the deflate data.
-        deflate_within(compressor, data, &mut out, max_bytes.saturating_sub(4))
-    });
-    deflated?;
-    out.extend_from_slice(&adler32(data).to_be_bytes());
-    Some(out)
+        let mut out = Vec::new();
+        deflate_within(compressor, data, &mut out, max_bytes)?;
+        Some(out)
+    })
 }
 
 /// A plain zlib stream (no dictionary), or `None` when it would exceed `max_bytes`.
@@ -244,11 +237,10 @@ fn compress_zlib_within(data: &[u8], max_bytes: usize) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Runs `compress` with this thread's raw-deflate compressor, reset.
+/// Runs `compress` with this thread's zlib compressor, reset.
 fn with_kept_compressor<T>(compress: impl FnOnce(&mut Compress) -> T) -> T {
     COMPRESSOR.with_borrow_mut(|kept| {
-        // Raw deflate: the zlib header (with FDICT) and trailer are written here.
-        let compressor = kept.get_or_insert_with(|| Compress::new(Compression::new(COMPRESSION_LEVEL), false));
+        let compressor = kept.get_or_insert_with(|| Compress::new(Compression::new(COMPRESSION_LEVEL), true));
         compressor.reset();
         compress(compressor)
     })
@@ -277,16 +269,6 @@ fn deflate_within(compressor: &mut Compress, data: &[u8], out: &mut Vec<u8>, lim
             Status::Ok | Status::BufError => {}
         }
     }
-}
-
-/// CMF, FLG (FDICT, FLEVEL and the FCHECK that makes `CMF * 256 + FLG` a multiple of 31),
-/// then the DICTID, big-endian.
-fn zlib_header_with_dictionary(dictionary_id: u32) -> [u8; 6] {
-    let flags_without_check = ZLIB_FLEVEL_BEST | ZLIB_FDICT;
-    let remainder = ((u16::from(ZLIB_CMF) << 8) | u16::from(flags_without_check)) % 31;
-    let check = if remainder == 0 { 0 } else { 31 - remainder as u8 };
-    let id = dictionary_id.to_be_bytes();
-    [ZLIB_CMF, flags_without_check | check, id[0], id[1], id[2], id[3]]
 }
 
 /// Decompresses a zlib stream, with or without a preset dictionary this build knows: one of
@@ -423,7 +405,8 @@ mod tests {
         let stored = encode_raw("sendpost", SENDPOST, &no_item());
         let bytes = blob(&stored);
         let dictionary = dictionary_for("sendpost").unwrap();
-        assert_eq!(bytes[0], 0x78);
+        // CMF: deflate with a 32 KB window; FLG: FDICT, FLEVEL 3 (level 9) and its check bits.
+        assert_eq!(bytes[0..2], [0x78, 0xF9]);
         assert_eq!(bytes[1] & ZLIB_FDICT, ZLIB_FDICT);
         assert_eq!((u16::from(bytes[0]) << 8 | u16::from(bytes[1])) % 31, 0);
         assert_eq!(bytes[2..6], dictionary.id().to_be_bytes());
