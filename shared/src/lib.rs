@@ -15,6 +15,7 @@ pub mod engagelab_api;
 #[cfg(feature = "publisher")]
 pub mod fan_out;
 pub mod http;
+pub mod http_event;
 pub mod metrics;
 pub mod read;
 pub mod receive;

@@ -437,7 +437,7 @@ async fn the_sample_get_events_are_answered() {
     for path in samples {
         let text = std::fs::read_to_string(&path).unwrap();
         let request =
-            lambda_http::request::from_str(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+            mailhooks::http_event::request_from_str(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
         let (status, body) = call(&api, request).await;
         let name = path.file_stem().unwrap().to_string_lossy();
         assert_eq!(status, 200, "{name}: {body}");

@@ -20,7 +20,7 @@ const TOKEN: &str = "local-events-token";
 fn read_sample(name: &str) -> Request {
     let path = repo_root().join(format!("events/function-url/{name}.json"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
-    lambda_http::request::from_str(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+    mailhooks::http_event::request_from_str(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
 }
 
 /// What tells a function URL's request apart: the `$default` route on a `lambda-url` host.

@@ -384,13 +384,13 @@ async fn run_corpus(provider: &'static Provider) {
         let body = case.body();
         let event = lambda_event(provider, case, &body).to_string();
         if case.expect()["before_handler"] == true {
-            if lambda_http::request::from_str(&event).is_ok() {
-                failures.push(format!("{}: lambda_http accepted a request API Gateway cannot send", case.file));
+            if mailhooks::http_event::request_from_str(&event).is_ok() {
+                failures.push(format!("{}: the functions accepted a request API Gateway cannot send", case.file));
             }
             continue;
         }
         delivered += 1;
-        let request = lambda_http::request::from_str(&event)
+        let request = mailhooks::http_event::request_from_str(&event)
             .unwrap_or_else(|error| panic!("{}: not a valid API Gateway event: {error}", case.file));
         let receiver = WebhookReceiver::from_env(provider, &support::sample_env, local.store(table, 30))
             .expect("valid configuration");

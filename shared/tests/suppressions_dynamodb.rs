@@ -403,7 +403,7 @@ async fn the_sample_requests_are_answered() {
     for (name, expected) in [("status", 200), ("list", 200), ("lift", 200), ("status", 200), ("lift", 404)] {
         let path = directory.join(format!("{name}.json"));
         let text = std::fs::read_to_string(&path).unwrap();
-        let request = lambda_http::request::from_str(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        let request = mailhooks::http_event::request_from_str(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
         let (status, body) = call(&api, request).await;
         assert_eq!(status, expected, "{name}: {body}");
         match name {

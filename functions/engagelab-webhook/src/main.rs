@@ -1,4 +1,5 @@
-use lambda_http::{run, service_fn, Error};
+use lambda_http::{service_fn, Error};
+use mailhooks::http_event::run;
 use mailhooks::receive::providers::engagelab;
 use mailhooks::startup;
 

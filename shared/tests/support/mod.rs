@@ -388,7 +388,7 @@ impl SampleEvent {
     }
 
     fn request_from(event: &serde_json::Value) -> lambda_http::Request {
-        lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event")
+        mailhooks::http_event::request_from_str(&event.to_string()).expect("a valid API Gateway event")
     }
 }
 
@@ -465,7 +465,7 @@ pub fn http_api_event(method: &str, path: &str, raw_query: &str, headers: serde_
 }
 
 pub fn request_from_event(event: &serde_json::Value) -> lambda_http::Request {
-    lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event")
+    mailhooks::http_event::request_from_str(&event.to_string()).expect("a valid API Gateway event")
 }
 
 thread_local! {
