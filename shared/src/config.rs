@@ -19,6 +19,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use aws_config::retry::RetryConfig;
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 use aws_sdk_secretsmanager::Client;
@@ -326,6 +327,9 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
                 .build(),
         )
         .retry_config(RetryConfig::standard().with_max_attempts(3))
+        // The protection acts on a stream stalled for its 20 s grace period, and every call here
+        // gives up after 1 s; it could never act first, yet it wraps and times every body.
+        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
         .load()
         .await
 }
@@ -352,6 +356,15 @@ mod tests {
         assert!(error.contains("line 1") && !error.contains("hunter2"), "{error}");
         let error = SecretValues::parse("{}", &["ENGAGELAB_API_KEY"]).err().unwrap().to_string();
         assert!(error.contains("has no ENGAGELAB_API_KEY"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn every_call_gives_up_within_its_timeouts_alone() {
+        let config = sdk_config().await;
+        let timeouts = config.timeout_config().unwrap();
+        assert_eq!(timeouts.operation_attempt_timeout(), Some(Duration::from_millis(1000)));
+        assert_eq!(timeouts.operation_timeout(), Some(Duration::from_millis(2500)));
+        assert!(!config.stalled_stream_protection().unwrap().is_enabled());
     }
 
     #[test]
