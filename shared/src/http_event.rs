@@ -56,8 +56,9 @@ where
     R: IntoResponse,
     E: std::fmt::Debug + Into<Diagnostic>,
 {
-    // lambda_http's adapter is public for wrapping in services of one's own, as here; it maps
-    // the request and the response exactly as `lambda_http::run` does.
+    // lambda_http's adapter is public, though left out of its docs, and its own tests wrap it
+    // in other services as here; it maps the request and the response as `lambda_http::run`
+    // does, and Cargo.lock holds the version these tests ran against.
     let adapter = Adapter::from(handler)
         .map_request(|event: LambdaEvent<HttpEvent>| LambdaEvent::new(event.payload.0, event.context));
     lambda_runtime::run(adapter).await
