@@ -186,7 +186,7 @@ pub fn encode_raw_within(provider: &str, raw: &str, item: &Item, max_bytes: usiz
         Some(dictionary) => {
             compress_with_dictionary_within(raw.as_bytes(), &[dictionary.bytes, &item_context(item)], max_bytes)
         }
-        None => compress_zlib_within(raw.as_bytes(), max_bytes),
+        None => compress_with_dictionary_within(raw.as_bytes(), &[], max_bytes),
     };
     match compressed {
         Some(compressed) if compressed.len() < raw.len() => Some(AttributeValue::B(Blob::new(compressed))),
@@ -208,7 +208,7 @@ pub fn decode_raw(stored: &AttributeValue, item: &Item) -> Result<String, RawDec
 }
 
 /// A zlib stream (RFC 1950) of `data` compressed with the preset dictionary made of the
-/// `dictionary` parts one after the other.
+/// `dictionary` parts one after the other; without parts, a plain zlib stream (no FDICT).
 pub fn compress_with_dictionary(data: &[u8], dictionary: &[&[u8]]) -> Vec<u8> {
     compress_with_dictionary_within(data, dictionary, usize::MAX).expect("no limit")
 }
@@ -227,14 +227,6 @@ pub fn compress_with_dictionary_within(data: &[u8], dictionary: &[&[u8]], max_by
         deflate_within(compressor, data, &mut out, max_bytes)?;
         Some(out)
     })
-}
-
-/// A plain zlib stream (no dictionary), or `None` when it would exceed `max_bytes`.
-fn compress_zlib_within(data: &[u8], max_bytes: usize) -> Option<Vec<u8>> {
-    let mut compressor = Compress::new(Compression::new(COMPRESSION_LEVEL), true);
-    let mut out = Vec::new();
-    deflate_within(&mut compressor, data, &mut out, max_bytes)?;
-    Some(out)
 }
 
 /// Runs `compress` with this thread's zlib compressor, reset.
@@ -413,7 +405,9 @@ mod tests {
         assert_eq!(bytes[bytes.len() - 4..], adler32(SENDPOST.as_bytes()).to_be_bytes());
         assert_eq!(decode_raw(&stored, &no_item()).unwrap(), SENDPOST);
         // The dictionary is what makes it small.
-        let plain = compress_zlib_within(SENDPOST.as_bytes(), usize::MAX).unwrap();
+        let plain = compress_with_dictionary(SENDPOST.as_bytes(), &[]);
+        assert_eq!(plain[1] & ZLIB_FDICT, 0, "no parts, no dictionary");
+        assert_eq!(decompress(&plain, &[]).unwrap(), SENDPOST.as_bytes());
         assert!(bytes.len() + 40 < plain.len(), "{} vs {}", bytes.len(), plain.len());
     }
 
