@@ -7,6 +7,8 @@
 #   sam, cfn-lint        template checks and `sam build`
 #   cargo-lambda         `cargo lambda watch/build` (sam's rust-cargolambda builder)
 #   waitress             serves moto with keep-alive for scripts/measure-cpu
+#   (boto3, which scripts/measure-cpu's Python peer runs on, comes with moto and
+#   aws-sam-cli, which both require it; measure-cpu says so if it is missing)
 #   checkov              the template's security scan, in a virtualenv of its own,
 #                        .venv/checkov, since its dependencies clash with aws-sam-cli's
 # A fresh machine needs only python3 and cargo. Re-sourcing is cheap: the
